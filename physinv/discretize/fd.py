@@ -1,0 +1,194 @@
+"""Finite differences (vertex-centred finite volumes) for -div(kappa grad u) = f.
+
+On a :class:`~physinv.discretize.grid.UniformGrid` each node owns a dual cell;
+the flux through the dual face between neighbours ``i`` and ``j`` along axis
+``a`` is ``kappa_f (u_i - u_j) |face| / h_a`` with the arithmetic mean
+``kappa_f = (kappa_i + kappa_j) / 2``.  Summing fluxes gives the symmetric
+stiffness form
+
+    (A u)_i = sum_j w_ij (u_i - u_j),   w_ij = kappa_f prod_{b != a} h_b c_b / h_a,
+
+(``c_b = 1/2`` for faces along a boundary line, else 1), which on interior
+nodes is ``h^d`` times the classic 5-/7-point stencil.  The right-hand side
+is ``|V_i| f_i + |S_i| g_i`` with ``g = kappa du/dn`` on Neumann sides.
+Dirichlet sides are eliminated symmetrically (:mod:`physinv.discretize.dirichlet`).
+The scheme is second order in the mesh width for smooth kappa and u.
+
+:meth:`FDPoissonOperator.apply` is matrix-free with shifted slices (the fast
+path on CPU, see ANCHORS.md); :meth:`FDPoissonOperator.assemble` gives the
+same matrix as scipy CSR.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from physinv.core.checks import check_positive, check_shape
+from physinv.core.errors import InvalidParameterError
+from physinv.discretize.dirichlet import masked_apply, masked_csr
+from physinv.discretize.grid import UniformGrid
+
+
+class FDPoissonOperator:
+    """Matrix-free operator ``u -> A(kappa) u`` of -div(kappa grad u) on a grid.
+
+    Parameters
+    ----------
+    grid
+        The grid; fields have shape ``(..., *grid.node_shape)``.
+    neumann_sides
+        Sides carrying the flux condition ``kappa du/dn = g``; all other
+        sides are Dirichlet.  At least one side must be Dirichlet.
+    """
+
+    symmetric = True
+
+    def __init__(self, grid: UniformGrid, neumann_sides: Iterable[str] = ()):
+        self.grid = grid
+        self.neumann_sides = tuple(neumann_sides)
+        for side in self.neumann_sides:
+            if side not in grid.sides:
+                raise InvalidParameterError(
+                    f"unknown Neumann side {side!r}; allowed: {', '.join(grid.sides)}"
+                )
+        self.dirichlet_sides = tuple(s for s in grid.sides if s not in self.neumann_sides)
+        if not self.dirichlet_sides:
+            raise InvalidParameterError(
+                "pure Neumann problems are singular; keep at least one Dirichlet side"
+            )
+        mask = torch.zeros(grid.node_shape, dtype=torch.bool)
+        for side in self.dirichlet_sides:
+            mask |= grid.side_mask(side)
+        self.dirichlet_mask = mask
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return self.grid.node_shape
+
+    def _free(self, like: torch.Tensor) -> torch.Tensor:
+        return (~self.dirichlet_mask).to(device=like.device, dtype=like.dtype)
+
+    def check_kappa(self, kappa: torch.Tensor) -> None:
+        check_shape("kappa", kappa, self.grid.node_shape, "one value per grid node")
+        check_positive("kappa", kappa)
+
+    def face_weights(self, kappa: torch.Tensor) -> list[torch.Tensor]:
+        """Per-axis face weights ``w`` (shape of ``kappa`` with one fewer node along the axis)."""
+        d = self.grid.ndim
+        weights = []
+        for a in range(d):
+            axis = kappa.ndim - d + a
+            n = self.grid.cells[a]
+            k_face = 0.5 * (kappa.narrow(axis, 0, n) + kappa.narrow(axis, 1, n))
+            geom = torch.ones((), dtype=kappa.dtype, device=kappa.device)
+            for b, h in enumerate(self.grid.spacing):
+                if b == a:
+                    continue
+                shape = [1] * d
+                shape[b] = -1
+                geom = geom * (h * self.grid.half_weights(b, kappa.dtype, kappa.device)).reshape(shape)
+            weights.append(k_face * geom / self.grid.spacing[a])
+        return weights
+
+    def apply_raw(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Stiffness form without boundary elimination: ``(A u)_i = sum_j w_ij (u_i - u_j)``."""
+        d = self.grid.ndim
+        out = torch.zeros(torch.broadcast_shapes(u.shape, kappa.shape), dtype=u.dtype, device=u.device)
+        for a, w in enumerate(self.face_weights(kappa)):
+            axis = u.ndim - d + a
+            n = self.grid.cells[a]
+            flux = w * (u.narrow(axis, 1, n) - u.narrow(axis, 0, n))
+            out.narrow(axis, 0, n).sub_(flux)
+            out.narrow(axis, 1, n).add_(flux)
+        return out
+
+    def apply(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """SPD operator with Dirichlet nodes eliminated: ``(P A P + I - P) u``."""
+        return masked_apply(lambda v: self.apply_raw(kappa, v), u, self._free(u))
+
+    def diagonal(self, kappa: torch.Tensor) -> torch.Tensor:
+        """Diagonal of :meth:`apply` (for Jacobi preconditioning)."""
+        d = self.grid.ndim
+        diag = torch.zeros_like(kappa)
+        for a, w in enumerate(self.face_weights(kappa)):
+            axis = kappa.ndim - d + a
+            n = self.grid.cells[a]
+            diag.narrow(axis, 0, n).add_(w)
+            diag.narrow(axis, 1, n).add_(w)
+        free = self._free(kappa)
+        return free * diag + (1 - free)
+
+    def assemble(self, kappa: torch.Tensor) -> sp.csr_matrix:
+        """The matrix of :meth:`apply` as scipy CSR (float64), for one ``kappa``."""
+        self.check_kappa(kappa)
+        shape = self.grid.node_shape
+        index = np.arange(int(np.prod(shape))).reshape(shape)
+        rows, cols, vals = [], [], []
+        for a, w in enumerate(self.face_weights(kappa.detach().to(torch.float64).cpu())):
+            n = self.grid.cells[a]
+            lo = np.take(index, np.arange(n), axis=a).ravel()
+            hi = np.take(index, np.arange(1, n + 1), axis=a).ravel()
+            wv = w.numpy().ravel()
+            rows += [lo, hi, lo, hi]
+            cols += [lo, hi, hi, lo]
+            vals += [wv, wv, -wv, -wv]
+        size = index.size
+        raw = sp.coo_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
+        ).tocsr()
+        return masked_csr(raw, ~self.dirichlet_mask.numpy().ravel())
+
+    def rhs(
+        self,
+        kappa: torch.Tensor,
+        source: torch.Tensor | None = None,
+        dirichlet: torch.Tensor | None = None,
+        neumann: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Right-hand side for :meth:`apply`, differentiable in ``kappa`` and the data.
+
+        Parameters
+        ----------
+        source
+            ``f`` at the nodes, shape ``(..., *node_shape)`` (units of u / m^2 times kappa).
+        dirichlet
+            Values ``g_D`` of u, read on Dirichlet nodes only; defaults to 0.
+        neumann
+            Outward flux ``g_N = kappa du/dn`` at the nodes, read on Neumann sides only.
+        """
+        grid = self.grid
+        dtype, device = kappa.dtype, kappa.device
+        free = self._free(kappa)
+        b = torch.zeros(grid.node_shape, dtype=dtype, device=device)
+        if source is not None:
+            check_shape("source", source, grid.node_shape, "one value per grid node")
+            b = b + grid.control_volumes(dtype, device) * source
+        if neumann is not None and self.neumann_sides:
+            check_shape("neumann", neumann, grid.node_shape, "one value per grid node")
+            b = b + self._neumann_areas(dtype, device) * neumann
+        if dirichlet is not None:
+            check_shape("dirichlet", dirichlet, grid.node_shape, "one value per grid node")
+            g = dirichlet * (1 - free)
+            b = b - self.apply_raw(kappa, g)
+            return free * b + g
+        return free * b
+
+    def _neumann_areas(self, dtype, device) -> torch.Tensor:
+        """Boundary face area owned by each node on the Neumann sides."""
+        grid = self.grid
+        area = torch.zeros(grid.node_shape, dtype=dtype, device=device)
+        for side in self.neumann_sides:
+            axis = "xyz".index(side[0])
+            piece = torch.ones((), dtype=dtype, device=device)
+            for b, h in enumerate(grid.spacing):
+                if b == axis:
+                    continue
+                shape = [1] * grid.ndim
+                shape[b] = -1
+                piece = piece * (h * grid.half_weights(b, dtype, device)).reshape(shape)
+            area = area + grid.side_mask(side, device).to(dtype) * piece
+        return area

@@ -1,0 +1,152 @@
+"""Continuous P1 finite elements on triangle meshes, assembled in torch.
+
+For ``-div(kappa grad u) = f`` the element stiffness of triangle ``e`` with
+barycentric gradients ``G_e`` (3 x 2) and area ``|e|`` is
+
+    K_e = kappa_e |e| G_e G_e^T,
+
+exact both for kappa piecewise constant (``kappa_e`` the cell value) and for
+kappa nodal P1 (``kappa_e`` the mean of its three vertex values, since the
+gradients are constant).  Loads use the P1 interpolant of ``f``: ``b = M f``
+with the exact P1 mass matrix ``M_e = |e| / 12 (1 + delta_ij)``.  These are
+the matrices DOLFINx assembles for P1 ``u``, ``v`` with ``kappa`` in DG0 or P1
+and ``f`` in P1, so both solve the same discrete problem.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from physinv.core.checks import check_finite, check_positive
+from physinv.core.errors import ShapeMismatchError
+from physinv.discretize.dirichlet import masked_apply, masked_csr
+from physinv.discretize.mesh import TriMesh
+
+
+class P1PoissonOperator:
+    """Matrix-free P1 stiffness ``u -> K(kappa) u`` with Dirichlet nodes eliminated.
+
+    Parameters
+    ----------
+    mesh
+        The triangle mesh; states have shape ``(..., n_nodes)``.
+    dirichlet_nodes
+        Indices of nodes with prescribed values; defaults to the whole boundary.
+    dtype, device
+        Where the precomputed element data live.
+
+    ``kappa`` may be nodal ``(n_nodes,)`` or per cell ``(n_cells,)``.
+    """
+
+    symmetric = True
+
+    def __init__(self, mesh: TriMesh, dirichlet_nodes=None, dtype=torch.float64, device=None):
+        self.mesh = mesh
+        if dirichlet_nodes is None:
+            dirichlet_nodes = mesh.boundary_nodes()
+        dirichlet_nodes = np.asarray(dirichlet_nodes, dtype=np.int64)
+        if dirichlet_nodes.size == 0:
+            raise ShapeMismatchError("at least one Dirichlet node is needed (pure Neumann is singular)")
+        mask = torch.zeros(mesh.num_nodes, dtype=torch.bool)
+        mask[torch.from_numpy(dirichlet_nodes)] = True
+        self.dirichlet_mask = mask.to(device)
+        p = mesh.points[mesh.cells]  # (m, 3, 2)
+        area = mesh.areas()
+        # gradients of barycentric coordinates: rows of inv([[1, x, y]])[1:]
+        ones = np.ones((mesh.num_cells, 3, 1))
+        grads = np.linalg.inv(np.concatenate([ones, p], axis=2))[:, 1:, :].transpose(0, 2, 1)
+        ref_stiff = area[:, None, None] * grads @ grads.transpose(0, 2, 1)
+        ref_mass = area[:, None, None] / 12.0 * (np.ones((3, 3)) + np.eye(3))
+        self.cells = torch.from_numpy(mesh.cells).to(device)
+        self.ref_stiffness = torch.from_numpy(ref_stiff).to(dtype=dtype, device=device)
+        self.ref_mass = torch.from_numpy(ref_mass).to(dtype=dtype, device=device)
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return (self.mesh.num_nodes,)
+
+    def cell_kappa(self, kappa: torch.Tensor) -> torch.Tensor:
+        """kappa per cell from nodal ``(n_nodes,)`` or cell ``(n_cells,)`` values."""
+        if kappa.shape[-1:] == (self.mesh.num_cells,):
+            return kappa
+        if kappa.shape[-1:] == (self.mesh.num_nodes,):
+            return kappa[..., self.cells].mean(dim=-1)
+        raise ShapeMismatchError(
+            f"kappa has shape {tuple(kappa.shape)}; expected (n_nodes,)={self.mesh.num_nodes} "
+            f"(nodal P1) or (n_cells,)={self.mesh.num_cells} (piecewise constant)"
+        )
+
+    def check_kappa(self, kappa: torch.Tensor) -> None:
+        self.cell_kappa(kappa)
+        check_positive("kappa", kappa)
+
+    def _check_state(self, name: str, u: torch.Tensor) -> None:
+        if u.shape[-1:] != (self.mesh.num_nodes,):
+            raise ShapeMismatchError(
+                f"{name} has shape {tuple(u.shape)}; expected trailing dimension "
+                f"n_nodes={self.mesh.num_nodes} of this mesh"
+            )
+
+    def _scatter(self, local: torch.Tensor) -> torch.Tensor:
+        """Sum element contributions ``(..., m, 3)`` into nodes ``(..., n)``."""
+        out = local.new_zeros(local.shape[:-2] + (self.mesh.num_nodes,))
+        return out.index_add(-1, self.cells.reshape(-1), local.reshape(local.shape[:-2] + (-1,)))
+
+    def apply_raw(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Unconstrained stiffness product ``K(kappa) u``."""
+        k = self.cell_kappa(kappa)
+        local = torch.einsum("eij,...ej->...ei", self.ref_stiffness, u[..., self.cells])
+        return self._scatter(k[..., None] * local)
+
+    def apply(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """SPD operator with Dirichlet nodes eliminated: ``(P K P + I - P) u``."""
+        free = (~self.dirichlet_mask).to(u.dtype)
+        return masked_apply(lambda v: self.apply_raw(kappa, v), u, free)
+
+    def mass_apply(self, u: torch.Tensor) -> torch.Tensor:
+        """Consistent P1 mass matrix product ``M u``."""
+        return self._scatter(torch.einsum("eij,...ej->...ei", self.ref_mass, u[..., self.cells]))
+
+    def diagonal(self, kappa: torch.Tensor) -> torch.Tensor:
+        k = self.cell_kappa(kappa)
+        local = k[..., None] * torch.diagonal(self.ref_stiffness, dim1=-2, dim2=-1)
+        free = (~self.dirichlet_mask).to(local.dtype)
+        return free * self._scatter(local) + (1 - free)
+
+    def _csr(self, local: np.ndarray) -> sp.csr_matrix:
+        cells = self.mesh.cells
+        rows = np.repeat(cells, 3, axis=1).ravel()
+        cols = np.tile(cells, (1, 3)).ravel()
+        n = self.mesh.num_nodes
+        return sp.coo_matrix((local.ravel(), (rows, cols)), shape=(n, n)).tocsr()
+
+    def assemble(self, kappa: torch.Tensor) -> sp.csr_matrix:
+        """The matrix of :meth:`apply` as scipy CSR (float64)."""
+        self.check_kappa(kappa)
+        k = self.cell_kappa(kappa.detach().to(torch.float64).cpu()).numpy()
+        raw = self._csr(k[:, None, None] * self.ref_stiffness.cpu().numpy())
+        return masked_csr(raw, ~self.dirichlet_mask.cpu().numpy())
+
+    def assemble_mass(self) -> sp.csr_matrix:
+        return self._csr(self.ref_mass.cpu().numpy())
+
+    def rhs(
+        self,
+        kappa: torch.Tensor,
+        source: torch.Tensor | None = None,
+        dirichlet: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Load vector ``M f`` with Dirichlet lifting; nodal ``source`` and ``dirichlet``."""
+        free = (~self.dirichlet_mask).to(kappa.dtype)
+        b = torch.zeros(self.mesh.num_nodes, dtype=kappa.dtype, device=kappa.device)
+        if source is not None:
+            self._check_state("source", source)
+            check_finite("source", source)
+            b = b + self.mass_apply(source)
+        if dirichlet is not None:
+            self._check_state("dirichlet", dirichlet)
+            g = dirichlet * (1 - free)
+            return free * (b - self.apply_raw(kappa, g)) + g
+        return free * b

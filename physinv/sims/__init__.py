@@ -1,0 +1,5 @@
+"""Differentiable simulators.  Importing this package registers them all."""
+
+from physinv.sims.poisson import PoissonSimulator
+
+__all__ = ["PoissonSimulator"]
