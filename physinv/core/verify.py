@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.autograd.forward_ad as fwAD
+
+from physinv.core.autodiff import jvp, vjp
 
 
 def _inner(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -98,20 +99,6 @@ def dot_product_test(
         lhs = float(_inner(apply(x), y))
         rhs = float(_inner(x, adjoint(y)))
     return relative_dot_error(lhs, rhs)
-
-
-def jvp(model: Callable[[torch.Tensor], torch.Tensor], m: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
-    """Forward-mode directional derivative ``J(m) dm``."""
-    with fwAD.dual_level():
-        out = model(fwAD.make_dual(m.detach(), dm))
-        return fwAD.unpack_dual(out).tangent
-
-
-def vjp(model: Callable[[torch.Tensor], torch.Tensor], m: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Reverse-mode product ``J(m)^T w``."""
-    m = m.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(model(m), m, grad_outputs=w)
-    return g
 
 
 def jacobian_dot_test(

@@ -119,3 +119,23 @@ def make_solver(name: str, **kwargs):
     if name.startswith("cg-"):
         return CGSolver(name[3:], **kwargs)
     raise UnknownNameError(f"unknown solver {name!r}; allowed: direct, cg, cg-jacobi, cg-amg")
+
+
+class CountingSolver:
+    """Wraps a solver and counts preparations and solves (one solve per right-hand-side batch)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+        self.prepares = 0
+        self.solves = 0
+
+    def prepare(self, operator, theta: torch.Tensor) -> PreparedSolve:
+        self.prepares += 1
+        solve = self.inner.prepare(operator, theta)
+
+        def counted(b: torch.Tensor) -> torch.Tensor:
+            self.solves += 1
+            return solve(b)
+
+        return counted

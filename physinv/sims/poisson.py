@@ -68,6 +68,15 @@ class PoissonSimulator(Simulator):
         self.register_buffer("dirichlet", dirichlet)
         self.observe = observe
         self.solver = solver if solver is not None else DirectSolver()
+        self._prepared: tuple[torch.Tensor, object] | None = None
+
+    def prepared_solve(self, kappa: torch.Tensor):
+        """The solver prepared for ``kappa`` (factorization, AMG hierarchy...), reused
+        while ``kappa`` keeps its values (Gauss-Newton inner iterations, adjoint solves)."""
+        key = kappa.detach()
+        if self._prepared is None or self._prepared[0].shape != key.shape or not torch.equal(self._prepared[0], key):
+            self._prepared = (key.clone(), self.solver.prepare(self.operator, key))
+        return self._prepared[1]
 
     def check_parameters(self, kappa: torch.Tensor) -> None:
         self.operator.check_kappa(kappa)
@@ -76,7 +85,7 @@ class PoissonSimulator(Simulator):
         """All states ``u_s``, shape ``(S, *state_shape)``."""
         self.check_parameters(kappa)
         b = self.operator.rhs(kappa, source=self.sources, dirichlet=self.dirichlet)
-        return implicit_solve(self.operator, kappa, b, self.solver)
+        return implicit_solve(self.operator, kappa, b, self.solver, prepared=self.prepared_solve(kappa))
 
     def forward(self, kappa: torch.Tensor) -> torch.Tensor:
         u = self.state(kappa)

@@ -1,0 +1,125 @@
+"""The ``physinv`` command.
+
+    physinv cases                      list the case studies
+    physinv run NAME [case flags]      run cases/NAME.py (--quick, --out, --device, --seed, ...)
+    physinv validate NAME [--json]     validate a simulator against references (e.g. poisson)
+    physinv verify [NAME ...]          generic checks of registered simulators
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import json
+import runpy
+import sys
+from pathlib import Path
+
+from physinv.core.errors import PhysinvError, UnknownNameError
+
+VALIDATIONS = {"poisson": "physinv.validate.poisson"}
+
+
+def cases_dir() -> Path:
+    """``cases/`` of the source tree (the package is installed editable from it)."""
+    return Path(__file__).resolve().parent.parent / "cases"
+
+
+def list_cases() -> dict[str, str]:
+    """Case name -> first line of the script's docstring."""
+    folder = cases_dir()
+    if not folder.is_dir():
+        raise PhysinvError(f"no cases/ folder next to the package ({folder}); install physinv from its source tree")
+    out = {}
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        out[path.stem] = doc.strip().splitlines()[0] if doc.strip() else ""
+    return out
+
+
+def _unknown(kind: str, name: str, known) -> UnknownNameError:
+    return UnknownNameError(f"unknown {kind} {name!r}; available: {', '.join(sorted(known)) or '(none)'}")
+
+
+def cmd_cases(_args, _rest) -> int:
+    for name, summary in list_cases().items():
+        print(f"{name:24s} {summary}")
+    return 0
+
+
+def cmd_run(args, rest) -> int:
+    known = list_cases()
+    if args.name not in known:
+        raise _unknown("case", args.name, known)
+    path = cases_dir() / f"{args.name}.py"
+    argv, sys.argv = sys.argv, [str(path), *rest]
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def cmd_validate(args, rest) -> int:
+    if args.name not in VALIDATIONS:
+        raise _unknown("validation", args.name, VALIDATIONS)
+    return importlib.import_module(VALIDATIONS[args.name]).main(rest)
+
+
+def cmd_verify(args, rest) -> int:
+    if rest:
+        raise UnknownNameError(f"unexpected arguments {rest}")
+    from physinv.sims import verification
+
+    results = verification.verify_all(args.names or None)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(verification.format_results(results))
+    return 0 if all(r["passed"] for r in results.values()) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="physinv", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("cases", help="list the case studies")
+    p.set_defaults(func=cmd_cases)
+    p = sub.add_parser("run", help="run a case study; other flags go to the case (see physinv run NAME --help)",
+                       add_help=False)
+    p.add_argument("name", help="case name (physinv cases lists them)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("validate", help="validate a simulator against references (physinv validate poisson --help)",
+                       add_help=False)
+    p.add_argument("name", help=f"one of: {', '.join(VALIDATIONS)}")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("verify", help="Taylor, dot-product and gradcheck tests of registered simulators")
+    p.add_argument("names", nargs="*", help="simulator names (default: all registered)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["run"], ["validate"]) and (len(argv) == 1 or argv[1] in ("-h", "--help")):
+        names = list_cases() if argv[0] == "run" else VALIDATIONS
+        print(f"usage: physinv {argv[0]} NAME [flags of NAME; physinv {argv[0]} NAME --help lists them]\n")
+        print("NAME is one of: " + ", ".join(names))
+        return 0
+    args, rest = parser.parse_known_args(argv)
+    try:
+        return args.func(args, rest)
+    except PhysinvError as exc:
+        print(f"physinv: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
