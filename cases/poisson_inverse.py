@@ -216,8 +216,12 @@ def write_outputs(out: Path, metrics, dp, runs, kappa_true, kappa_dp, sensors, a
         shared_range=("true kappa", "recovered (L-BFGS, discrepancy beta)", "recovered (Gauss-Newton-CG)"),
     )
     histories = {name: r["result"] for name, r in runs.items()}
+    best = min(r.objective_history[-1] for r in histories.values())
     plot_histories(
-        {"objective J": {k: r.objective_history for k, r in histories.items()},
+        {"J - J* (J* = lowest final J)": {k: np.maximum(np.array(r.objective_history) - best, 1e-16)
+                                          for k, r in histories.items()},
+         "max|grad J| / initial": {k: np.array(r.grad_norm_history) / r.grad_norm_history[0]
+                                   for k, r in histories.items()},
          "misfit / noise": {k: r.misfit_ratio_history for k, r in histories.items()}},
         out / "convergence.png", hlines={"misfit / noise": 1.0},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -48,7 +49,7 @@ class UniformGrid:
 
     @property
     def num_nodes(self) -> int:
-        return int(torch.tensor(self.node_shape).prod())
+        return math.prod(self.node_shape)
 
     @property
     def spacing(self) -> tuple[float, ...]:

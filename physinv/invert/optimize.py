@@ -84,15 +84,16 @@ def minimize_lbfgs(
         evaluations += 1
         m = torch.from_numpy(x).to(dtype=dtype, device=device).reshape(shape)
         value, ratio, g = _evaluate(problem, m, beta)
-        last.update(x=x.copy(), ratio=ratio)
-        return value, g.detach().cpu().to(torch.float64).numpy().ravel()
+        grad = g.detach().cpu().to(torch.float64).numpy().ravel()
+        last.update(x=x.copy(), ratio=ratio, gmax=float(np.abs(grad).max()))
+        return value, grad
 
     x0 = m0.detach().cpu().to(torch.float64).numpy().ravel()
     j0, g0 = fun(x0)
     result = OptimizationResult(m0, "lbfgs", beta, 0, False, "")
     result.objective_history.append(j0)
     result.misfit_ratio_history.append(last["ratio"])
-    result.grad_norm_history.append(float(np.abs(g0).max()))
+    result.grad_norm_history.append(last["gmax"])
 
     def record(intermediate_result: scipy.optimize.OptimizeResult) -> None:
         x = intermediate_result.x
@@ -100,6 +101,7 @@ def minimize_lbfgs(
             fun(x)
         result.objective_history.append(float(intermediate_result.fun))
         result.misfit_ratio_history.append(last["ratio"])
+        result.grad_norm_history.append(last["gmax"])
         if callback is not None:
             callback(len(result.objective_history) - 1, result.objective_history[-1],
                      result.misfit_ratio_history[-1])
@@ -114,10 +116,10 @@ def minimize_lbfgs(
     result.converged = bool(out.success)
     result.message = str(out.message)
     result.evaluations = evaluations
-    result.grad_norm_history.append(float(np.abs(out.jac).max()))
     if not np.array_equal(out.x, last["x"]):
         fun(out.x)
     result.misfit_ratio_history[-1:] = [last["ratio"]]
+    result.grad_norm_history[-1:] = [last["gmax"]]
     return result
 
 

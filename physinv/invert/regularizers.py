@@ -11,6 +11,8 @@ stiffness matrix of :class:`~physinv.discretize.fd.FDPoissonOperator`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from physinv.core.checks import check_shape
@@ -78,7 +80,7 @@ class TotalVariation:
 
     def __call__(self, m: torch.Tensor) -> torch.Tensor:
         check_shape("m", m, self.grid.node_shape, "one value per grid node")
-        cell_volume = float(torch.tensor(self.grid.spacing).prod())
+        cell_volume = math.prod(self.grid.spacing)
         return cell_volume * torch.sqrt(self._cell_gradient_sq(m) + self.eps**2).sum()
 
 

@@ -1,0 +1,40 @@
+import json
+import subprocess
+import sys
+
+
+def physinv(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "physinv.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cases_lists_the_poisson_case():
+    proc = physinv("cases")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("poisson_inverse")
+
+
+def test_help_everywhere():
+    for args in (("--help",), ("run", "--help"), ("validate", "--help"), ("verify", "--help"),
+                 ("run", "poisson_inverse", "--help"), ("validate", "poisson", "--help")):
+        proc = physinv(*args)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert "usage" in proc.stdout.lower()
+
+
+def test_verify_checks_every_registered_simulator():
+    proc = physinv("verify", "--json")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    assert {"poisson-fd-2d", "poisson-fd-3d", "poisson-p1"} <= set(results)
+    for name, r in results.items():
+        assert 1.9 <= r["taylor_slope"] <= 2.1, name
+        assert max(r["dot_tests"].values()) <= 1e-10, name
+        assert r["gradcheck"] and r["passed"], name
+
+
+def test_unknown_names_are_clear_errors():
+    proc = physinv("validate", "heat")
+    assert proc.returncode == 2 and "unknown validation 'heat'" in proc.stderr and "poisson" in proc.stderr
+    proc = physinv("verify", "poisson-fd-9d")
+    assert proc.returncode == 2 and "unknown simulator" in proc.stderr and "poisson-fd-2d" in proc.stderr
