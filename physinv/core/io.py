@@ -39,11 +39,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
-    """Write a JSON object atomically; refuses NaN/Inf (they are not JSON)."""
+    """Write a JSON object atomically; refuses NaN/Inf anywhere in it (they are not JSON)."""
     for key, value in data.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"metric {key!r} is {value}; refusing to write a non-finite result")
-    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    try:
+        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"refusing to write a non-finite value nested in the result: {exc}") from None
+    return atomic_write_text(path, text + "\n")
 
 
 def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:

@@ -21,13 +21,13 @@ same matrix as scipy CSR.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from physinv.core.checks import check_positive, check_shape
+from physinv.core.checks import check_finite, check_positive, check_shape
 from physinv.core.errors import InvalidParameterError
 from physinv.discretize.dirichlet import masked_apply, masked_csr
 from physinv.discretize.grid import UniformGrid
@@ -147,7 +147,7 @@ class FDPoissonOperator:
         kappa: torch.Tensor,
         source: torch.Tensor | None = None,
         dirichlet: torch.Tensor | None = None,
-        neumann: torch.Tensor | None = None,
+        neumann: Mapping[str, torch.Tensor] | torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Right-hand side for :meth:`apply`, differentiable in ``kappa`` and the data.
 
@@ -158,7 +158,10 @@ class FDPoissonOperator:
         dirichlet
             Values ``g_D`` of u, read on Dirichlet nodes only; defaults to 0.
         neumann
-            Outward flux ``g_N = kappa du/dn`` at the nodes, read on Neumann sides only.
+            Outward flux ``g_N = kappa du/dn``: a mapping ``side -> field`` (each
+            field of node shape, read on that side only), or one field used for
+            every Neumann side -- refused when two Neumann sides meet, since the
+            two fluxes at their common nodes differ in general.
         """
         grid = self.grid
         dtype, device = kappa.dtype, kappa.device
@@ -166,29 +169,47 @@ class FDPoissonOperator:
         b = torch.zeros(grid.node_shape, dtype=dtype, device=device)
         if source is not None:
             check_shape("source", source, grid.node_shape, "one value per grid node")
+            check_finite("source", source)
             b = b + grid.control_volumes(dtype, device) * source
         if neumann is not None and self.neumann_sides:
-            check_shape("neumann", neumann, grid.node_shape, "one value per grid node")
-            b = b + self._neumann_areas(dtype, device) * neumann
+            for side, flux in self._neumann_by_side(neumann).items():
+                check_shape(f"neumann[{side!r}]", flux, grid.node_shape, "one value per grid node")
+                check_finite(f"neumann[{side!r}]", flux)
+                b = b + self._side_areas(side, dtype, device) * flux
         if dirichlet is not None:
             check_shape("dirichlet", dirichlet, grid.node_shape, "one value per grid node")
+            check_finite("dirichlet", dirichlet)
             g = dirichlet * (1 - free)
             b = b - self.apply_raw(kappa, g)
             return free * b + g
         return free * b
 
-    def _neumann_areas(self, dtype, device) -> torch.Tensor:
-        """Boundary face area owned by each node on the Neumann sides."""
+    def _neumann_by_side(self, neumann) -> dict[str, torch.Tensor]:
+        if isinstance(neumann, Mapping):
+            unknown = set(neumann) - set(self.neumann_sides)
+            if unknown:
+                raise InvalidParameterError(
+                    f"Neumann data for side(s) {sorted(unknown)} that are not Neumann sides; "
+                    f"Neumann sides: {', '.join(self.neumann_sides)}"
+                )
+            return dict(neumann)
+        axes = {side[0] for side in self.neumann_sides}
+        if len(axes) > 1:
+            raise InvalidParameterError(
+                f"Neumann sides {self.neumann_sides} meet at corners where their fluxes differ; "
+                "pass neumann as a mapping side -> flux field"
+            )
+        return {side: neumann for side in self.neumann_sides}
+
+    def _side_areas(self, side: str, dtype, device) -> torch.Tensor:
+        """Boundary face area owned by each node of ``side`` (zero elsewhere)."""
         grid = self.grid
-        area = torch.zeros(grid.node_shape, dtype=dtype, device=device)
-        for side in self.neumann_sides:
-            axis = "xyz".index(side[0])
-            piece = torch.ones((), dtype=dtype, device=device)
-            for b, h in enumerate(grid.spacing):
-                if b == axis:
-                    continue
-                shape = [1] * grid.ndim
-                shape[b] = -1
-                piece = piece * (h * grid.half_weights(b, dtype, device)).reshape(shape)
-            area = area + grid.side_mask(side, device).to(dtype) * piece
-        return area
+        axis = "xyz".index(side[0])
+        area = torch.ones((), dtype=dtype, device=device)
+        for b, h in enumerate(grid.spacing):
+            if b == axis:
+                continue
+            shape = [1] * grid.ndim
+            shape[b] = -1
+            area = area * (h * grid.half_weights(b, dtype, device)).reshape(shape)
+        return grid.side_mask(side, device).to(dtype) * area

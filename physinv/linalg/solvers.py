@@ -79,7 +79,7 @@ class CGSolver:
         self.name = f"cg-{preconditioner}"
 
     def prepare(self, operator, theta: torch.Tensor) -> PreparedSolve:
-        theta = theta.detach()
+        theta = theta.detach().clone()  # later in-place changes of the caller's tensor must not leak in
         shape = tuple(operator.state_shape)
         if self.preconditioner == "jacobi":
             precond = JacobiPreconditioner(operator.diagonal(theta))

@@ -75,7 +75,8 @@ class PoissonSimulator(Simulator):
         while ``kappa`` keeps its values (Gauss-Newton inner iterations, adjoint solves)."""
         key = kappa.detach()
         if self._prepared is None or self._prepared[0].shape != key.shape or not torch.equal(self._prepared[0], key):
-            self._prepared = (key.clone(), self.solver.prepare(self.operator, key))
+            key = key.clone()  # neither the cache key nor the solver may alias the caller's tensor
+            self._prepared = (key, self.solver.prepare(self.operator, key))
         return self._prepared[1]
 
     def check_parameters(self, kappa: torch.Tensor) -> None:

@@ -49,11 +49,6 @@ def test_write_json_refuses_non_finite_without_creating_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG physinv/core/io.py:40-43: only top-level float values are checked and json.dumps "
-    "runs with allow_nan=True, so a NaN nested in a dict/list is written as the non-JSON token NaN",
-)
 @pytest.mark.parametrize("data", [{"dots": {"jacobian": math.nan}}, {"remainders": [1e-3, math.inf]}])
 def test_write_json_refuses_nested_non_finite(tmp_path, data):
     path = tmp_path / "metrics.json"

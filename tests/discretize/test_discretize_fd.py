@@ -178,11 +178,6 @@ def test_wrong_shape_kappa_and_data_raise():
             op.rhs(good, **{name: bad})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG physinv/discretize/fd.py:167-169: FDPoissonOperator.rhs does not check that source "
-    "(nor neumann/dirichlet) is finite and returns a NaN rhs silently (P1PoissonOperator.rhs raises)",
-)
 def test_rhs_nan_source_raises():
     grid = UniformGrid((4, 3))
     op = FDPoissonOperator(grid)

@@ -41,11 +41,10 @@ def _errors(n, ndim, neumann, lengths=None):
     grid = UniformGrid((n,) * ndim, lengths)
     op = FDPoissonOperator(grid, neumann_sides=neumann)
     u, kappa, f, flux = _closed_forms(grid.coordinates())
-    g = torch.zeros_like(u)
+    g = {}
     for side in neumann:
         axis, sign = "xyz".index(side[0]), (1.0 if side[1] == "1" else -1.0)
-        mask = grid.side_mask(side)
-        g[mask] = sign * flux[axis][mask]
+        g[side] = sign * flux[axis]
     b = op.rhs(kappa, source=f, dirichlet=u, neumann=g)
     uh = DirectSolver().prepare(op, kappa)(b)
     err = uh - u
@@ -71,14 +70,17 @@ def test_second_order_with_neumann(ndim, levels, neumann, lengths):
     assert errs[-1, 0] < 1e-2  # and the error is small, not merely decreasing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG physinv/discretize/fd.py:170-172 (+_neumann_areas): rhs takes ONE nodal flux field, so a node "
-    "shared by two Neumann sides (here the x1/y1 corner) multiplies the same g by both sides' face areas; "
-    "the two outward fluxes differ there, the O(h) rhs error drops the scheme to order ~0.8 (max error 0.31 at n=64)",
-)
 def test_second_order_with_adjacent_neumann_sides():
     levels = (8, 16, 32, 64)
     h = 1.0 / np.array(levels, dtype=float)
     errs = np.array([_errors(n, 2, ("x1", "y1")) for n in levels])
     assert RATE_BOUNDS[0] <= fit_slope(h, errs[:, 0]) <= RATE_BOUNDS[1], errs
+
+
+def test_one_flux_field_for_adjacent_neumann_sides_is_refused():
+    from physinv.core.errors import InvalidParameterError
+
+    grid = UniformGrid((4, 4))
+    op = FDPoissonOperator(grid, neumann_sides=("x1", "y1"))
+    with pytest.raises(InvalidParameterError, match="mapping side"):
+        op.rhs(torch.ones(grid.node_shape, dtype=torch.float64), neumann=torch.ones(grid.node_shape, dtype=torch.float64))

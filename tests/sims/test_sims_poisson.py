@@ -119,13 +119,6 @@ def test_cache_reused_while_kappa_is_unchanged():
     assert counting.prepares == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG physinv/sims/poisson.py:78 passes the UNcloned kappa.detach() to solver.prepare; "
-    "CGSolver.prepare (physinv/linalg/solvers.py:82) keeps that alias for its matvec, so after the caller "
-    "mutates its kappa in place, a call with a different tensor equal to the old kappa hits the cache and "
-    "CG solves with the mutated values (max relative error 0.66 here)",
-)
 def test_cache_does_not_alias_callers_tensor():
     sim, k1, _ = _sim(CGSolver("none", rtol=1e-12), observe=False)
     t = k1.clone()
