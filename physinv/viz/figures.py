@@ -14,6 +14,19 @@ import numpy as np  # noqa: E402
 from physinv.core.io import atomic_savefig  # noqa: E402
 
 
+def _save(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    out = atomic_savefig(fig, path, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def _style(ax, title: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
 def plot_fields(
     fields: Mapping[str, np.ndarray],
     path: str | Path,
@@ -44,10 +57,7 @@ def plot_fields(
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    out = atomic_savefig(fig, path, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def plot_histories(
@@ -66,14 +76,9 @@ def plot_histories(
             ax.axhline(hlines[title], color="k", ls="--", lw=0.8)
         if logy:
             ax.set_yscale("log")
-        ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = atomic_savefig(fig, path, dpi=120)
-    plt.close(fig)
-    return out
+        _style(ax, title)
+    return _save(fig, path)
 
 
 def plot_discrepancy_path(path_points: Sequence[tuple[float, float, int]], tau: float, path: str | Path) -> Path:
@@ -87,10 +92,5 @@ def plot_discrepancy_path(path_points: Sequence[tuple[float, float, int]], tau: 
     ax.axhline(tau, color="k", ls="--", lw=0.8, label=f"tau = {tau}")
     ax.set_xlabel("beta")
     ax.set_ylabel("misfit / noise")
-    ax.set_title("discrepancy principle", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = atomic_savefig(fig, path, dpi=120)
-    plt.close(fig)
-    return out
+    _style(ax, "discrepancy principle")
+    return _save(fig, path)
