@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from physinv.core.autodiff import value_and_grad
 from physinv.core.device import DEVICE_CHOICES, resolve_device
+from physinv.core.errors import PhysinvError
 from physinv.core.io import atomic_write_json, atomic_write_text
 from physinv.core.seeding import seed_everything
 from physinv.core.verify import taylor_test
@@ -41,6 +43,7 @@ from physinv.invert import (
     minimize_gauss_newton,
     minimize_lbfgs,
 )
+from physinv.invert.progress import iteration_progress
 from physinv.linalg.solvers import CountingSolver, make_solver
 from physinv.sims import PoissonSimulator
 from physinv.viz.figures import plot_discrepancy_path, plot_fields, plot_histories
@@ -148,8 +151,9 @@ def run(args: argparse.Namespace) -> dict:
     # discrepancy principle with L-BFGS
     print("  discrepancy principle (L-BFGS, warm starts):", flush=True)
     t0 = time.perf_counter()
-    dp = discrepancy_principle(problem, m0, minimize_lbfgs, beta0=float(problem.num_data),
-                               maxiter=cfg["maxiter"], gtol=GTOL)
+    with iteration_progress("L-BFGS (discrepancy principle)") as callback:
+        dp = discrepancy_principle(problem, m0, minimize_lbfgs, beta0=float(problem.num_data),
+                                   maxiter=cfg["maxiter"], gtol=GTOL, callback=callback, report=tqdm.write)
     t_dp = time.perf_counter() - t0
     beta = dp.beta
 
@@ -159,7 +163,8 @@ def run(args: argparse.Namespace) -> dict:
         solver.solves = solver.prepares = 0
         t0 = time.perf_counter()
         kw = {"maxiter": cfg["maxiter"]} if name == "lbfgs" else {"maxiter": 60, "max_cg": 100}
-        res = method(problem, m0, beta, gtol=GTOL, **kw)
+        with iteration_progress(name, total=kw["maxiter"]) as callback:
+            res = method(problem, m0, beta, gtol=GTOL, callback=callback, **kw)
         elapsed = time.perf_counter() - t0
         kappa = torch.exp(res.m)
         runs[name] = dict(result=res, seconds=elapsed, solves=solver.solves, kappa=kappa,
@@ -280,7 +285,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    metrics = run(args)
+    try:
+        metrics = run(args)
+    except PhysinvError as exc:
+        print(f"poisson_inverse: error: {exc}", file=sys.stderr)
+        return 2
     print(f"\nwrote {args.out}/metrics.json, report.md, kappa.png, convergence.png, discrepancy.png")
     for key in ("kappa_rel_l2", "misfit_over_noise", "taylor_slope", "grad_over_forward_time", "lbfgs_iterations"):
         print(f"  {key:24s} {metrics[key]:.4g}")
