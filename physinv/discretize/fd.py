@@ -110,6 +110,36 @@ class FDPoissonOperator:
         """SPD operator with Dirichlet nodes eliminated: ``(P A P + I - P) u``."""
         return masked_apply(lambda v: self.apply_raw(kappa, v), u, self._free(u))
 
+    def bind(self, kappa: torch.Tensor):
+        """Fast ``u -> A(kappa) u`` for a fixed ``kappa`` (what iterative solvers call).
+
+        The face weights are computed once; faces touching a Dirichlet node
+        are dropped from the off-diagonal part (the diagonal keeps them), so
+        ``A u = D u - sum_faces w'_f (shifted u)`` needs no masking and each
+        face term is one fused in-place multiply-add.  Not differentiable in
+        ``kappa`` (use :meth:`apply` for that); equal to :meth:`apply` to round-off.
+        """
+        kappa = kappa.detach()
+        d = self.grid.ndim
+        free = self._free(kappa)
+        diag = self.diagonal(kappa)
+        offdiag = []
+        for a, w in enumerate(self.face_weights(kappa)):
+            n = self.grid.cells[a]
+            axis = kappa.ndim - d + a
+            offdiag.append((w * free.narrow(axis, 0, n) * free.narrow(axis, 1, n)).contiguous())
+
+        def matvec(u: torch.Tensor) -> torch.Tensor:
+            out = diag * u
+            for a, w in enumerate(offdiag):
+                axis = u.ndim - d + a
+                n = self.grid.cells[a]
+                out.narrow(axis, 0, n).addcmul_(w, u.narrow(axis, 1, n), value=-1.0)
+                out.narrow(axis, 1, n).addcmul_(w, u.narrow(axis, 0, n), value=-1.0)
+            return out
+
+        return matvec
+
     def diagonal(self, kappa: torch.Tensor) -> torch.Tensor:
         """Diagonal of :meth:`apply` (for Jacobi preconditioning)."""
         d = self.grid.ndim

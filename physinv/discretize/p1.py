@@ -105,6 +105,21 @@ class P1PoissonOperator:
         free = (~self.dirichlet_mask).to(u.dtype)
         return masked_apply(lambda v: self.apply_raw(kappa, v), u, free)
 
+    def bind(self, kappa: torch.Tensor):
+        """``u -> K(kappa) u`` (Dirichlet-eliminated) for a fixed ``kappa``, as a torch sparse CSR product."""
+        matrix = self.assemble(kappa).tocsr()
+        device, dtype = self.ref_stiffness.device, self.ref_stiffness.dtype
+        csr = torch.sparse_csr_tensor(
+            torch.from_numpy(matrix.indptr), torch.from_numpy(matrix.indices),
+            torch.from_numpy(matrix.data), size=matrix.shape, check_invariants=False,
+        ).to(device=device, dtype=dtype)
+
+        def matvec(u: torch.Tensor) -> torch.Tensor:
+            flat = u.reshape(-1, self.mesh.num_nodes).T
+            return (csr @ flat).T.reshape(u.shape)
+
+        return matvec
+
     def mass_apply(self, u: torch.Tensor) -> torch.Tensor:
         """Consistent P1 mass matrix product ``M u``."""
         return self._scatter(torch.einsum("eij,...ej->...ei", self.ref_mass, u[..., self.cells]))

@@ -1,8 +1,8 @@
 """Linear solvers behind one interface: ``solver.prepare(operator, theta)(b) -> x``.
 
 An *operator* is any object with ``apply(theta, u)`` (``A(theta) u``,
-differentiable in ``theta``), ``assemble(theta)`` (scipy CSR), ``diagonal(theta)``
-and ``state_shape`` -- e.g. :class:`~physinv.discretize.fd.FDPoissonOperator`
+differentiable in ``theta``), ``bind(theta)`` (a fast ``u -> A u`` for fixed
+``theta``), ``assemble(theta)`` (scipy CSR), ``diagonal(theta)`` and ``state_shape`` -- e.g. :class:`~physinv.discretize.fd.FDPoissonOperator`
 and :class:`~physinv.discretize.p1.P1PoissonOperator`.  ``prepare`` does the
 per-``theta`` work once (factorization, AMG hierarchy, diagonal) so that the
 forward and the adjoint solve of a gradient share it.  Right-hand sides may
@@ -87,11 +87,12 @@ class CGSolver:
             precond = AMGPreconditioner(operator.assemble(theta), shape)
         else:
             precond = None
+        matvec = operator.bind(theta)
 
         def solve(b: torch.Tensor) -> torch.Tensor:
             lead, flat = _split_batch(b, shape)
             result = cg(
-                lambda x: operator.apply(theta, x),
+                matvec,
                 flat.detach(),
                 precond=precond,
                 rtol=self.rtol,

@@ -42,7 +42,7 @@ def test_matrix_free_apply_equals_csr_matvec(results):
     for r in results["sizes"]:
         assert r["apply_check"]["matrix_free_vs_scipy_rel"] <= 1e-12, r["label"]
         assert r["apply_check"]["torch_csr_vs_scipy_rel"] <= 1e-12, r["label"]
-        assert set(r["apply"]) == {"torch matrix-free", "scipy CSR", "torch sparse CSR"}
+        assert set(r["apply"]) == {"torch matrix-free", "torch mf (autograd)", "scipy CSR", "torch sparse CSR"}
 
 
 def test_every_solver_reaches_the_tolerance(results):

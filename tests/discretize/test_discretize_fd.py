@@ -185,3 +185,12 @@ def test_rhs_nan_source_raises():
     f[2, 1] = math.nan
     with pytest.raises(InvalidParameterError, match="source"):
         op.rhs(torch.ones(grid.node_shape, dtype=DT), source=f)
+
+
+@pytest.mark.parametrize("cells, lengths, neumann", CASES, ids=IDS)
+def test_bound_fast_matvec_equals_apply(cells, lengths, neumann):
+    """``bind`` (what the CG solvers call) is the same operator as the differentiable ``apply``."""
+    grid, op, kappa = _setup(cells, lengths, neumann)
+    u = _rand((2,) + grid.node_shape, seed=4)
+    want = op.apply(kappa, u)
+    assert float((op.bind(kappa)(u) - want).abs().max()) <= 1e-13 * float(want.abs().max())

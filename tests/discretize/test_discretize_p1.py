@@ -161,3 +161,12 @@ def test_rhs_checks_data():
 def test_no_dirichlet_nodes_raises():
     with pytest.raises(ShapeMismatchError, match="Dirichlet"):
         P1PoissonOperator(TriMesh.unit_square(2), dirichlet_nodes=[])
+
+
+@pytest.mark.parametrize("kind", ["cell", "nodal"])
+def test_bound_matvec_equals_apply(kind):
+    op = P1PoissonOperator(_perturbed_mesh())
+    kappa = _kappa(op, kind)
+    u = torch.stack([_rand(op.mesh.num_nodes, 7), _rand(op.mesh.num_nodes, 8)])
+    want = op.apply(kappa, u)
+    assert float((op.bind(kappa)(u) - want).abs().max()) <= 1e-13 * float(want.abs().max())
