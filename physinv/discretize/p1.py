@@ -15,6 +15,8 @@ and ``f`` in P1, so both solve the same discrete problem.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -109,10 +111,12 @@ class P1PoissonOperator:
         """``u -> K(kappa) u`` (Dirichlet-eliminated) for a fixed ``kappa``, as a torch sparse CSR product."""
         matrix = self.assemble(kappa).tocsr()
         device, dtype = self.ref_stiffness.device, self.ref_stiffness.dtype
-        csr = torch.sparse_csr_tensor(
-            torch.from_numpy(matrix.indptr), torch.from_numpy(matrix.indices),
-            torch.from_numpy(matrix.data), size=matrix.shape, check_invariants=False,
-        ).to(device=device, dtype=dtype)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            csr = torch.sparse_csr_tensor(
+                torch.from_numpy(matrix.indptr), torch.from_numpy(matrix.indices),
+                torch.from_numpy(matrix.data), size=matrix.shape, check_invariants=False,
+            ).to(device=device, dtype=dtype)
 
         def matvec(u: torch.Tensor) -> torch.Tensor:
             flat = u.reshape(-1, self.mesh.num_nodes).T

@@ -45,25 +45,29 @@ def cg(
 
     n = b[0].numel() if batched else b.numel()
     maxiter = maxiter if maxiter is not None else 10 * n
+    tiny = torch.finfo(b.dtype).tiny
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - matvec(x) if x0 is not None else b.clone()
-    bnorm = dot(b, b).sqrt().clamp_min(torch.finfo(b.dtype).tiny)
+    bnorm = dot(b, b).sqrt().clamp_min(tiny)
     z = precond(r) if precond is not None else r
     p = z.clone()
     rz = dot(r, z)
-    history = [float((dot(r, r).sqrt() / bnorm).max())]
+    rr = rz if precond is None else dot(r, r)
+    history = [float((rr.sqrt() / bnorm).max())]
     it = 0
     while history[-1] > rtol and it < maxiter:
         ap = matvec(p)
         pap = dot(p, ap)
-        alpha = torch.where(pap > 0, rz / pap.where(pap > 0, torch.ones_like(pap)), torch.zeros_like(pap))
-        x = x + alpha * p
-        r = r - alpha * ap
+        # systems of a batch that have converged exactly have p = 0: keep them still
+        alpha = torch.where(pap > 0, rz / pap.clamp_min(tiny), 0.0)
+        x.addcmul_(alpha, p)
+        r.addcmul_(alpha, ap, value=-1.0)
         z = precond(r) if precond is not None else r
         rz_new = dot(r, z)
-        beta = torch.where(rz != 0, rz_new / rz.where(rz != 0, torch.ones_like(rz)), torch.zeros_like(rz))
-        p = z + beta * p
+        beta = torch.where(rz > 0, rz_new / rz.clamp_min(tiny), 0.0)
+        p.mul_(beta).add_(z)
         rz = rz_new
+        rr = rz if precond is None else dot(r, r)
         it += 1
-        history.append(float((dot(r, r).sqrt() / bnorm).max()))
+        history.append(float((rr.sqrt() / bnorm).max()))
     return CGResult(x=x, iterations=it, converged=history[-1] <= rtol, residual_history=history)
