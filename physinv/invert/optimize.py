@@ -4,7 +4,9 @@ Both minimize ``J(m) = 1/2 ||(F(p(m)) - d)/sigma||^2 + beta R(m)`` of an
 :class:`~physinv.invert.problem.InverseProblem`.  Gradients come from one
 forward and one adjoint solve (reverse-mode AD through the implicitly
 differentiated simulator).  Gauss-Newton products ``H v = J^T J v + beta R'' v``
-use one linearized forward solve (forward-mode AD) and one adjoint solve.
+use one linearized forward solve (forward-mode AD, which repeats the primal
+solve with the cached factorization) and one adjoint solve through a forward
+graph kept for the whole outer iteration.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import scipy.optimize
 import torch
 
-from physinv.core.autodiff import hvp, jvp, vjp
+from physinv.core.autodiff import hvp, jvp
 from physinv.core.errors import InvalidParameterError
 from physinv.invert.problem import InverseProblem
 from physinv.linalg.cg import cg
@@ -155,9 +157,13 @@ def minimize_gauss_newton(
             result.converged, result.message = True, "gradient tolerance reached"
             break
 
-        def hessian(v: torch.Tensor, m=m) -> torch.Tensor:
+        # one forward pass per outer iteration, kept for the J^T products of all CG steps
+        m_graph = m.detach().clone().requires_grad_(True)
+        residual = problem.weighted_residual(m_graph)
+
+        def hessian(v: torch.Tensor, m=m, residual=residual, m_graph=m_graph) -> torch.Tensor:
             jv = jvp(problem.weighted_residual, m, v)
-            out = vjp(problem.weighted_residual, m, jv)
+            (out,) = torch.autograd.grad(residual, m_graph, grad_outputs=jv, retain_graph=True)
             if beta > 0:
                 out = out + beta * hvp(problem.regularizer, m, v)
             return out
