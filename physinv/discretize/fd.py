@@ -110,6 +110,16 @@ class FDPoissonOperator:
         """SPD operator with Dirichlet nodes eliminated: ``(P A P + I - P) u``."""
         return masked_apply(lambda v: self.apply_raw(kappa, v), u, self._free(u))
 
+    def apply_tangent(self, kappa: torch.Tensor, dkappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Directional derivative ``(dA/dkappa)[dkappa] u`` of :meth:`apply`.
+
+        ``A`` is linear in ``kappa`` (face/cell values are linear in it), so this
+        is the eliminated stiffness built from ``dkappa``, without the identity
+        rows of the Dirichlet nodes.  Used by forward-mode differentiation of solves.
+        """
+        free = self._free(u)
+        return free * self.apply_raw(dkappa, free * u)
+
     def bind(self, kappa: torch.Tensor):
         """Fast ``u -> A(kappa) u`` for a fixed ``kappa`` (what iterative solvers call).
 

@@ -107,6 +107,16 @@ class P1PoissonOperator:
         free = (~self.dirichlet_mask).to(u.dtype)
         return masked_apply(lambda v: self.apply_raw(kappa, v), u, free)
 
+    def apply_tangent(self, kappa: torch.Tensor, dkappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Directional derivative ``(dA/dkappa)[dkappa] u`` of :meth:`apply`.
+
+        ``A`` is linear in ``kappa`` (face/cell values are linear in it), so this
+        is the eliminated stiffness built from ``dkappa``, without the identity
+        rows of the Dirichlet nodes.  Used by forward-mode differentiation of solves.
+        """
+        free = (~self.dirichlet_mask).to(u.dtype)
+        return free * self.apply_raw(dkappa, free * u)
+
     def bind(self, kappa: torch.Tensor):
         """``u -> K(kappa) u`` (Dirichlet-eliminated) for a fixed ``kappa``, as a torch sparse CSR product."""
         matrix = self.assemble(kappa).tocsr()

@@ -27,7 +27,10 @@ def _operator_vjp(operator, theta: torch.Tensor, u: torch.Tensor, w: torch.Tenso
 
 
 def _operator_jvp(operator, theta: torch.Tensor, u: torch.Tensor, dtheta: torch.Tensor) -> torch.Tensor:
-    """``(dA/dtheta)[dtheta] u`` by the double-vjp trick (the vjp is linear in w)."""
+    """``(dA/dtheta)[dtheta] u``: the operator's ``apply_tangent`` if it has one,
+    else the double-vjp trick (the vjp is linear in w)."""
+    if hasattr(operator, "apply_tangent"):
+        return operator.apply_tangent(theta, dtheta, u)
     with torch.enable_grad():
         th = theta.detach().requires_grad_(True)
         y = operator.apply(th, u)
