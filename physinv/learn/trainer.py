@@ -128,7 +128,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.loss_fn(self.model, batches(step))
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {float(loss)} at step {step}")
+                raise FloatingPointError(f"training loss became {float(loss.detach())} at step {step}")
             loss.backward()
             self.optimizer.step()
             if self.scheduler is not None:
