@@ -156,6 +156,7 @@ class FluidPoissonOperator:
             open_count = self._open_neighbours(arr)
         self.flags = torch.from_numpy(arr)
         self._fluid_np = fluid
+        self._fluid_t = torch.from_numpy(fluid)
         # diagonal: fluid neighbours + Dirichlet faces; 1 on non-fluid rows
         diag = open_count.astype(np.float64)
         offdiag = []
@@ -199,10 +200,14 @@ class FluidPoissonOperator:
     def state_shape(self) -> tuple[int, ...]:
         return tuple(self.flags.shape)
 
-    @property
-    def fluid_mask(self) -> torch.Tensor:
-        """Bool tensor of the fluid cells (the unknowns)."""
-        return self.flags == FLUID
+    def fluid_mask(self, dtype: torch.dtype = torch.bool, device=None) -> torch.Tensor:
+        """Indicator of the fluid cells (the unknowns), shape ``state_shape``.
+
+        ``dtype`` bool (default) or a float type (1 on fluid, 0 elsewhere);
+        on ``device`` (default: the operator's).
+        """
+        mask = self._fluid_t.to(device=device if device is not None else self.device)
+        return mask if dtype == torch.bool else mask.to(dtype)
 
     @property
     def num_fluid(self) -> int:
@@ -224,14 +229,17 @@ class FluidPoissonOperator:
                 f"field has shape {tuple(u.shape)}; expected (..., {', '.join(map(str, self.state_shape))})"
             )
 
-    def bind(self, theta=None):
+    def bind(self, theta=None, dtype: torch.dtype | None = None, device=None):
         """Fast ``u -> A u`` on ``(..., *state_shape)``: ``D u - sum_faces w_f (shifted u)``.
 
         The 0/1 face weights (1 between two fluid cells) and the diagonal are
-        precomputed; each face term is one fused in-place ``addcmul_``.
+        precomputed in ``dtype`` on ``device`` (default: the operator's); each
+        face term is one fused in-place ``addcmul_``.  A ``u`` of another
+        dtype/device gets weights converted once (cached).
         """
         d = self.ndim
         state = self.state_shape
+        self._weights(dtype or self.dtype, device if device is not None else self.device)
 
         def matvec(u: torch.Tensor) -> torch.Tensor:
             if tuple(u.shape[u.ndim - d:]) != state:
@@ -262,9 +270,12 @@ class FluidPoissonOperator:
             out = out - torch.nn.functional.pad(w * hi, pad_lo) - torch.nn.functional.pad(w * lo, pad_hi)
         return out
 
-    def diagonal(self, theta=None) -> torch.Tensor:
-        """Diagonal of ``A``: non-solid neighbour count on fluid cells, 1 elsewhere."""
-        return self._weights(self.dtype, self.device)[0].clone()
+    def diagonal(self, theta=None, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
+        """Diagonal of ``A``: non-solid neighbour count on fluid cells, 1 elsewhere.
+
+        In ``dtype`` on ``device`` (default: the operator's).
+        """
+        return self._weights(dtype or self.dtype, device if device is not None else self.device)[0].clone()
 
     def assemble(self, theta=None) -> sp.csr_matrix:
         """The matrix of :meth:`bind` as scipy CSR (float64), C-order cell numbering."""
@@ -291,7 +302,7 @@ class FluidPoissonOperator:
             raise InvalidParameterError(
                 f"right-hand side contains {int((~torch.isfinite(b)).sum())} NaN/Inf value(s); all must be finite"
             )
-        off = b.detach()[..., ~self.fluid_mask.to(b.device)]
+        off = b.detach()[..., ~self.fluid_mask(device=b.device)]
         if off.numel() and bool((off != 0).any()):
             raise InvalidParameterError(
                 f"right-hand side is nonzero on {int((off != 0).sum())} non-fluid (SOLID/EMPTY) cell(s) "
@@ -301,13 +312,13 @@ class FluidPoissonOperator:
     def restrict(self, b: torch.Tensor) -> torch.Tensor:
         """``b`` with its non-fluid entries set to 0."""
         self._check_u(b)
-        return torch.where(self.fluid_mask.to(b.device), b, torch.zeros((), dtype=b.dtype, device=b.device))
+        return torch.where(self.fluid_mask(device=b.device), b, torch.zeros((), dtype=b.dtype, device=b.device))
 
     def random_rhs(self, batch: int | None = None, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
         """Standard normal right-hand side(s) on the fluid cells, zero elsewhere."""
         shape = ((batch,) if batch is not None else ()) + self.state_shape
         b = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-        return self.restrict(b)
+        return self.restrict(b.to(self.device))
 
 
 def box_with_obstacles(

@@ -45,12 +45,19 @@ def test_matvec_and_apply_equal_assembled_csr(flags):
                                rtol=0, atol=0)
 
 
-def test_float32_matvec_converts_weights():
+def test_float32_matvec_and_dtype_options():
     op = FluidPoissonOperator(box_with_obstacles(8, seed=0))
     u = _rand(op.state_shape)
-    got = op.bind()(u.float())
-    assert got.dtype == torch.float32
-    torch.testing.assert_close(got.double(), op.bind()(u), rtol=0, atol=1e-5)
+    want = op.bind()(u)
+    for mv in (op.bind(), op.bind(None, dtype=torch.float32)):
+        got = mv(u.float())
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-5 * float(want.abs().max()))
+    diag32 = op.diagonal(None, dtype=torch.float32)
+    assert diag32.dtype == torch.float32 and torch.equal(diag32.double(), op.diagonal())
+    mask = op.fluid_mask(torch.float64)
+    assert mask.dtype == torch.float64 and float(mask.sum()) == op.num_fluid
+    assert torch.equal(op.fluid_mask(), op.flags == FLUID)
 
 
 def test_spd_smallest_eigenvalue_positive_and_identity_rows():
@@ -124,9 +131,9 @@ def test_rhs_checks_and_restrict():
     op = FluidPoissonOperator(box_with_obstacles(8, seed=0))
     b = op.random_rhs(batch=2, seed=3)
     op.check_rhs(b)  # fine
-    assert float(b[:, ~op.fluid_mask].abs().max()) == 0.0
+    assert float(b[:, ~op.fluid_mask()].abs().max()) == 0.0
     bad = b.clone()
-    bad[0][~op.fluid_mask] = 1.0
+    bad[0][~op.fluid_mask()] = 1.0
     with pytest.raises(InvalidParameterError, match="non-fluid"):
         op.check_rhs(bad)
     torch.testing.assert_close(op.restrict(bad), b, rtol=0, atol=0)
@@ -178,4 +185,4 @@ def test_works_with_the_classic_solvers():
     want = DirectSolver().prepare(op, theta)(b)
     got = CGSolver("jacobi", rtol=1e-12).prepare(op, theta)(b)
     assert float((got - want).norm()) <= 1e-9 * float(want.norm())
-    assert float(want[:, ~op.fluid_mask].abs().max()) == 0.0  # identity rows keep p = 0 off the fluid
+    assert float(want[:, ~op.fluid_mask()].abs().max()) == 0.0  # identity rows keep p = 0 off the fluid
