@@ -52,7 +52,7 @@ def dcdm(
     direction: Direction,
     x0: torch.Tensor | None = None,
     rtol: float = 1e-6,
-    maxiter: int = 100,
+    maxiter: int | None = 100,
     batched: bool = False,
     num_orthogonal: int = 2,
 ) -> CGResult:
@@ -77,7 +77,7 @@ def dcdm(
         Stop when ``||b - A x|| <= rtol ||b||`` (recursively updated residual)
         for every system.
     maxiter
-        Iteration cap (the paper uses 100).
+        Iteration cap (the paper uses 100); ``None``: 10 times the size of one system, as in ``cg``.
     num_orthogonal
         Number of previous directions to A-orthogonalize against (paper: 2).
 
@@ -104,7 +104,9 @@ def dcdm(
         )
     if not rtol > 0:
         raise InvalidParameterError(f"rtol must be > 0; got {rtol}")
-    if maxiter is None or int(maxiter) < 0:
+    if maxiter is None:
+        maxiter = 10 * (b[0].numel() if batched and b.ndim else b.numel())
+    if int(maxiter) < 0:
         raise InvalidParameterError(f"maxiter must be an integer >= 0; got {maxiter}")
     if int(num_orthogonal) < 0:
         raise InvalidParameterError(f"num_orthogonal must be >= 0; got {num_orthogonal}")

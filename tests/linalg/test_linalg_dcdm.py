@@ -176,3 +176,12 @@ def test_implicit_gradient_matches_direct_solver():
         grads.append(torch.autograd.grad(loss, (th, rhs)))
     for got, want in zip(grads[1], grads[0]):
         assert float((got - want).abs().max()) <= 1e-6 * float(want.abs().max())
+
+
+def test_maxiter_none_means_ten_times_the_size_like_cg():
+    a = torch.diag(torch.linspace(1.0, 100.0, 12, dtype=DT))
+    b = _rand(12, seed=1)
+    got = dcdm(lambda x: a @ x, b, identity_direction, rtol=1e-12, maxiter=None)
+    ref = cg(lambda x: a @ x, b, rtol=1e-12, maxiter=None)
+    assert got.converged and abs(got.iterations - ref.iterations) <= 2
+    torch.testing.assert_close(got.x, b / torch.diagonal(a), rtol=1e-10, atol=0)
