@@ -387,7 +387,10 @@ class ShiftedLaplacianFamily:
 
 
 def radially_truncated_gaussian(count: int, n: int, rng: np.random.Generator, radius: float | None = None):
-    r"""``count`` draws of :math:`N(0, I_n)` conditioned on :math:`\|b\| \le` ``radius`` (default :math:`1.2\sqrt{n}`)."""
+    r"""``count`` draws of :math:`N(0, I_n)` conditioned on :math:`\|b\| \le` ``radius``.
+
+    The default radius is :math:`1.2\sqrt{n}` (rejection sampling).
+    """
     radius = 1.2 * math.sqrt(n) if radius is None else float(radius)
     out = np.empty((count, n))
     filled = 0

@@ -58,3 +58,19 @@ def test_quick_case_bandit_against_the_best_fixed_omega(quick_run):
     assert m["contextual_over_best_fixed"] == pytest.approx(2.48, abs=0.25)
     assert m["bandit_over_best_fixed"] > 1.3  # the target fails; if this changes, update docs/sor_bandit.md
     assert m["iters_bandit"] < m["iters_uniform_random"]
+
+
+@pytest.mark.slow
+def test_full_case_documented_numbers(tmp_path):
+    """The default 5000-instance run (about 2 min): documented bandit 217.8 (ratio 2.10),
+    contextual 214.0, best fixed (omega 1.8) 103.9, omega* 55.9."""
+    proc = subprocess.run([sys.executable, str(ROOT / "cases" / "sor_bandit.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["instances"] == 5000
+    assert m["iters_best_fixed"] == pytest.approx(103.9, abs=0.5) and m["best_fixed_omega"] == pytest.approx(1.8)
+    assert m["iters_optimal"] == pytest.approx(55.9, abs=0.5)
+    assert m["bandit_over_best_fixed"] == pytest.approx(2.10, abs=0.25)
+    assert m["contextual_over_best_fixed"] == pytest.approx(2.06, abs=0.25)
+    assert m["iters_bandit"] < m["iters_uniform_random"]
