@@ -1,8 +1,9 @@
 """Grids, finite differences, P1 finite elements in torch, meshes."""
 
 from physinv.discretize.fd import FDPoissonOperator
+from physinv.discretize.fluid import FluidPoissonOperator
 from physinv.discretize.grid import UniformGrid
 from physinv.discretize.mesh import TriMesh
 from physinv.discretize.p1 import P1PoissonOperator
 
-__all__ = ["FDPoissonOperator", "P1PoissonOperator", "TriMesh", "UniformGrid"]
+__all__ = ["FDPoissonOperator", "FluidPoissonOperator", "P1PoissonOperator", "TriMesh", "UniformGrid"]

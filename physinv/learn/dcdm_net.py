@@ -3,7 +3,8 @@
 It maps a normalized residual ``r / ||r||`` on the grid to a search direction
 ``q ~ c A^{-1} r`` (the constant c is irrelevant: DCDM line-searches along q).
 Fully convolutional, so a model trained on one grid size applies to others
-(sizes divisible by 2).  Shapes: ``(batch, *grid)`` in and out.
+(sizes divisible by 2).  Shapes: ``(batch, *grid)`` in and out; each input is
+rescaled to unit RMS first (the output's scale is irrelevant to DCDM).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class DCDMNet(nn.Module):
             )
         if any(n % 2 for n in r.shape[1:]):
             raise ShapeMismatchError(f"grid sizes must be even (one 2x down-sampling level); got {tuple(r.shape[1:])}")
+        # the direction is scale-free: feed unit-RMS inputs (a unit-norm residual on
+        # 32^3 cells has entries ~ 5e-3, too small for the default initialization)
+        dims = tuple(range(1, r.ndim))
+        r = r / r.pow(2).mean(dim=dims, keepdim=True).sqrt().clamp_min(torch.finfo(r.dtype).tiny)
         x = self.fine(self.lift(r.unsqueeze(1)))
         coarse = self.coarse(self.pool(x))
         up = torch.nn.functional.interpolate(coarse, scale_factor=2, mode="nearest")

@@ -90,3 +90,9 @@ def test_short_training_lowers_the_loss():
         losses.append(float(loss.detach()))
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
     assert math.isfinite(last) and last < 0.5 * first
+
+
+def test_network_is_invariant_to_the_scale_of_its_input():
+    net = DCDMNet(ndim=3, channels=4, blocks=1)
+    r = torch.randn(2, 8, 8, 8)
+    torch.testing.assert_close(net(1e-4 * r), net(r), rtol=1e-4, atol=1e-5)
