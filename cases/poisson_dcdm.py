@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from physinv.core.device import DEVICE_CHOICES, resolve_device
-from physinv.core.errors import PhysinvError
+from physinv.casekit import case_main, case_parser
+from physinv.core.device import resolve_device
 from physinv.core.io import atomic_write_json, atomic_write_text
 from physinv.core.seeding import seed_everything
 from physinv.discretize.fluid import FluidPoissonOperator, box_with_obstacles
@@ -195,28 +195,19 @@ def write_outputs(out: Path, metrics, results, history, args) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="train at 32^3, test at 32^3 and 64^3 (minutes on CPU)")
-    parser.add_argument("--out", default="results/poisson_dcdm", help="output folder")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = case_parser("poisson_dcdm", __doc__, "train at 32^3, test at 32^3 and 64^3 (minutes on CPU)")
     parser.add_argument("--resume", action="store_true", help="continue training from DIR/dcdm.pt")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    keys = [f"{kind}_{solver}_{system}" for system in ("32", "64", "64_new_geometry")
+            for kind in ("iters", "time") for solver in ("cg", "jacobi", "amg", "dcdm")]
     args = parse_args(argv)
-    try:
-        metrics = run_case(args)
-    except PhysinvError as exc:
-        print(f"poisson_dcdm: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"\nwrote {args.out}/metrics.json, report.md, residuals.png, training.png")
-    for key, value in metrics.items():
-        if key.startswith(("iters_", "time_")) or key.endswith("growth"):
-            print(f"  {key:34s} {value:.4g}")
-    return 0
+    if not args.quick:
+        keys = [k.replace("_64", "_128").replace("_32", "_64") for k in keys]
+    return case_main("poisson_dcdm", run_case, args, ["metrics.json", "report.md", "residuals.png", "training.png"],
+                     keys + ["dcdm_iters_growth"])
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from physinv.casekit import case_main, case_parser
 from physinv.core.autodiff import value_and_grad
-from physinv.core.device import DEVICE_CHOICES, resolve_device
-from physinv.core.errors import PhysinvError
+from physinv.core.device import resolve_device
 from physinv.core.io import atomic_write_json, atomic_write_text
 from physinv.core.seeding import seed_everything
 from physinv.core.verify import taylor_test
@@ -272,28 +272,17 @@ Figures: kappa.png, convergence.png, discrepancy.png.
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small setting (about a minute on 2 CPU cores)")
-    parser.add_argument("--out", default="results/poisson_inverse", help="output folder")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = case_parser("poisson_inverse", __doc__, "small setting (about half a minute on 2 CPU cores)")
     parser.add_argument("--solver", default="direct", choices=["direct", "cg-jacobi", "cg-amg"],
                         help="linear solver inside the simulator")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        metrics = run(args)
-    except PhysinvError as exc:
-        print(f"poisson_inverse: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"\nwrote {args.out}/metrics.json, report.md, kappa.png, convergence.png, discrepancy.png")
-    for key in ("kappa_rel_l2", "misfit_over_noise", "taylor_slope", "grad_over_forward_time", "lbfgs_iterations"):
-        print(f"  {key:24s} {metrics[key]:.4g}")
-    return 0
+    return case_main("poisson_inverse", run, parse_args(argv),
+                     ["metrics.json", "report.md", "kappa.png", "convergence.png", "discrepancy.png"],
+                     ["kappa_rel_l2", "misfit_over_noise", "taylor_slope", "grad_over_forward_time",
+                      "lbfgs_iterations"])
 
 
 if __name__ == "__main__":

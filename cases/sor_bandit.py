@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from physinv.core.device import DEVICE_CHOICES
-from physinv.core.errors import PhysinvError
+from physinv.casekit import case_main, case_parser
 from physinv.core.io import atomic_savefig, atomic_write_json, atomic_write_text
 from physinv.core.seeding import seed_everything
 from physinv.linalg.sor import (
@@ -179,32 +178,19 @@ Figures: iterations_vs_omega.png, regret.png.
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1000 instances instead of 5000 (under a minute)")
-    parser.add_argument("--out", default="results/sor_bandit", help="output folder")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                        help="accepted for a uniform command line; this case runs on the CPU (NumPy/SciPy)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = case_parser("sor_bandit", __doc__, "1000 instances instead of 5000 (under a minute)",
+                         "accepted for a uniform command line; this case runs on the CPU (NumPy/SciPy)")
     parser.add_argument("--variance", default="high", choices=["high", "low"],
                         help="shift distribution: -0.15 + 0.6 Beta(0.5, 1.5) (high) or Beta(2, 6) (low)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        metrics = run(args)
-    except PhysinvError as exc:
-        print(f"sor_bandit: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"\nwrote {args.out}/metrics.json, report.md, iterations_vs_omega.png, regret.png")
     keys = ["iters_bandit", "iters_contextual", "iters_best_fixed", "best_fixed_omega", "iters_optimal",
             *[f"iters_fixed_{w:.1f}" for w in FIXED_OMEGAS], "iters_best_fixed_per_bin", "iters_uniform_random",
             "bandit_over_best_fixed", "contextual_over_best_fixed", "optimal_over_best_fixed"]
-    for key in keys:
-        print(f"  {key:28s} {metrics[key]:.4g}")
-    return 0
+    return case_main("sor_bandit", run, parse_args(argv),
+                     ["metrics.json", "report.md", "iterations_vs_omega.png", "regret.png"], keys)
 
 
 if __name__ == "__main__":

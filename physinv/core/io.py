@@ -50,6 +50,13 @@ def atomic_write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
     return atomic_write_text(path, text + "\n")
 
 
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` atomically (checkpoints, data sets)."""
+    import torch
+
+    return _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
 def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
     """Save a matplotlib figure atomically (format taken from the suffix)."""
     fmt = Path(path).suffix.lstrip(".") or "png"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -23,6 +22,7 @@ import torch
 
 import physinv
 from physinv.core.errors import PhysinvError
+from physinv.core.io import atomic_torch_save
 
 
 class CheckpointMismatchError(PhysinvError, ValueError):
@@ -45,19 +45,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write a checkpoint atomically (temporary file in the same folder, then rename)."""
+    return atomic_torch_save(payload, path)
 
 
 @dataclass
