@@ -104,6 +104,21 @@ class TriMesh:
         return cls(points, cells)
 
     @classmethod
+    def gmsh_unit_square(cls, h: float = 0.1, msh_path: str | Path | None = None) -> "TriMesh":
+        """Unstructured gmsh mesh of ``[0, 1]^2`` with characteristic length ``h``
+        (see :func:`physinv.fem.gmsh_meshes.unit_square_arrays`; needs ``physinv[fem]``)."""
+        from physinv.fem.gmsh_meshes import unit_square_arrays
+
+        return cls(*unit_square_arrays(h, msh_path))
+
+    @classmethod
+    def shipped(cls, name: str = "unit_square_h0.1.msh") -> "TriMesh":
+        """A mesh shipped in the repository's ``meshes/`` folder (needs meshio)."""
+        from physinv.fem.gmsh_meshes import shipped_mesh_path
+
+        return cls.from_file(shipped_mesh_path(name))
+
+    @classmethod
     def from_file(cls, path: str | Path) -> "TriMesh":
         """Read the triangles of a mesh file (gmsh ``.msh``, XDMF, VTK...) with meshio."""
         meshio = require("meshio", "fem", "reading mesh files")

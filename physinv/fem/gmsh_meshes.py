@@ -107,32 +107,12 @@ def unit_square_arrays(h: float = 0.1, msh_path: str | Path | None = None) -> tu
     return points, cells
 
 
-def unit_square(h: float = 0.1, msh_path: str | Path | None = None):
-    """Unstructured gmsh triangle mesh of ``[0, 1]^2`` as a :class:`~physinv.discretize.mesh.TriMesh`.
-
-    See :func:`unit_square_arrays` for the parameters.  Triangles are
-    oriented counter-clockwise by ``TriMesh``.
-
-    Examples
-    --------
-    >>> mesh = unit_square(0.2)  # doctest: +SKIP
-    >>> float(mesh.areas().sum())  # doctest: +SKIP
-    1.0
-    """
-    from physinv.discretize.mesh import TriMesh  # imported here: fem sits below discretize
-
-    points, cells = unit_square_arrays(h, msh_path)
-    return TriMesh(points, cells)
-
-
-def shipped_mesh(name: str = "unit_square_h0.1.msh"):
-    """Read a mesh shipped in :data:`MESH_DIR` (needs meshio) as a ``TriMesh``."""
-    from physinv.discretize.mesh import TriMesh
-
+def shipped_mesh_path(name: str = "unit_square_h0.1.msh") -> Path:
+    """Path of a mesh file shipped in :data:`MESH_DIR`; a clear error lists the available ones."""
     path = MESH_DIR / name
     if not path.is_file():
         available = sorted(p.name for p in MESH_DIR.glob("*.msh")) if MESH_DIR.is_dir() else []
         raise InvalidParameterError(
             f"no shipped mesh {name!r} in {MESH_DIR}; available: {', '.join(available) or 'none'}"
         )
-    return TriMesh.from_file(path)
+    return path

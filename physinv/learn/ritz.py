@@ -20,6 +20,7 @@ import torch
 
 import physinv
 from physinv.core.errors import InvalidParameterError
+from physinv.core.io import atomic_torch_save
 
 
 def lanczos_ritz(matvec: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...], steps: int,
@@ -68,8 +69,6 @@ def ritz_rhs(values: torch.Tensor, vectors: torch.Tensor, count: int, generator:
 def make_training_set(matvec, shape: tuple[int, ...], count: int, steps: int, seed: int,
                       path: str | Path | None = None, params: dict | None = None) -> dict:
     """Generate (and optionally save atomically) a DCDM training set with its parameters and seed."""
-    from physinv.learn.trainer import save_checkpoint
-
     gen = torch.Generator().manual_seed(seed)
     values, vectors = lanczos_ritz(matvec, shape, steps, gen)
     rhs = ritz_rhs(values, vectors, count, gen).to(torch.float32)
@@ -77,5 +76,5 @@ def make_training_set(matvec, shape: tuple[int, ...], count: int, steps: int, se
             "lanczos_steps": steps, "count": count, "params": dict(params or {}),
             "physinv_version": physinv.__version__}
     if path is not None:
-        save_checkpoint(path, data)
+        atomic_torch_save(data, path)
     return data

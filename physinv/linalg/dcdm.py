@@ -32,8 +32,8 @@ from typing import Callable
 import torch
 
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError
-from physinv.linalg.cg import CGResult, ConvergenceError
-from physinv.linalg.solvers import _split_batch
+from physinv.linalg.cg import CGResult
+from physinv.linalg.solvers import checked_iterative_solve
 
 Direction = Callable[[torch.Tensor], torch.Tensor]
 
@@ -209,27 +209,11 @@ class DCDMSolver:
             self.direction.prepare(operator, theta) if hasattr(self.direction, "prepare") else self.direction
         )
 
-        def solve(b: torch.Tensor) -> torch.Tensor:
-            _, flat = _split_batch(b, shape)
-            result = dcdm(
-                matvec,
-                flat.detach(),
-                direction,
-                rtol=self.rtol,
-                maxiter=self.maxiter,
-                batched=True,
-                num_orthogonal=self.num_orthogonal,
-            )
-            if not result.converged:
-                raise ConvergenceError(
-                    f"{self.name} reached relative residual {result.residual_history[-1]:.2e} "
-                    f"> rtol {self.rtol:.1e} after {result.iterations} iterations; "
-                    "raise maxiter, retrain the direction network, or use cg-amg / direct"
-                )
-            self.iterations.append(result.iterations)
-            return result.x.reshape(b.shape)
-
-        return solve
+        run = lambda flat: dcdm(matvec, flat, direction, rtol=self.rtol, maxiter=self.maxiter,  # noqa: E731
+                                batched=True, num_orthogonal=self.num_orthogonal)
+        return checked_iterative_solve(
+            self.name, run, shape, self.rtol,
+            "raise maxiter, retrain the direction network, or use cg-amg / direct", self.iterations)
 
 
 class JacobiDirection:

@@ -34,6 +34,24 @@ def _split_batch(b: torch.Tensor, state_shape: tuple[int, ...]) -> tuple[torch.S
     return lead, b.reshape((-1,) + tuple(state_shape))
 
 
+def checked_iterative_solve(name: str, run, shape: tuple[int, ...], rtol: float, hint: str,
+                            iterations: list[int]) -> PreparedSolve:
+    """Wrap ``run(flat_b) -> CGResult`` (batched) as a solve that raises on non-convergence."""
+
+    def solve(b: torch.Tensor) -> torch.Tensor:
+        _, flat = _split_batch(b, shape)
+        result = run(flat.detach())
+        if not result.converged:
+            raise ConvergenceError(
+                f"{name} reached relative residual {result.residual_history[-1]:.2e} "
+                f"> rtol {rtol:.1e} after {result.iterations} iterations; {hint}"
+            )
+        iterations.append(result.iterations)
+        return result.x.reshape(b.shape)
+
+    return solve
+
+
 class DirectSolver:
     """Sparse LU (SuperLU via scipy) of the assembled matrix: the exact baseline for small systems."""
 
@@ -89,26 +107,11 @@ class CGSolver:
             precond = None
         matvec = operator.bind(theta)
 
-        def solve(b: torch.Tensor) -> torch.Tensor:
-            lead, flat = _split_batch(b, shape)
-            result = cg(
-                matvec,
-                flat.detach(),
-                precond=precond,
-                rtol=self.rtol,
-                maxiter=self.maxiter,
-                batched=True,
-            )
-            if not result.converged:
-                raise ConvergenceError(
-                    f"{self.name} reached relative residual {result.residual_history[-1]:.2e} "
-                    f"> rtol {self.rtol:.1e} after {result.iterations} iterations; "
-                    "raise maxiter or use a stronger preconditioner ('amg') or 'direct'"
-                )
-            self.iterations.append(result.iterations)
-            return result.x.reshape(b.shape)
-
-        return solve
+        run = lambda flat: cg(matvec, flat, precond=precond, rtol=self.rtol,  # noqa: E731
+                              maxiter=self.maxiter, batched=True)
+        return checked_iterative_solve(self.name, run, shape, self.rtol,
+                                       "raise maxiter or use a stronger preconditioner ('amg') or 'direct'",
+                                       self.iterations)
 
 
 def make_solver(name: str, **kwargs):

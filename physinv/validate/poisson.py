@@ -212,7 +212,7 @@ def _gmsh_mesh(comm, h: float) -> tuple[TriMesh, str]:
     if error is None:
         points, cells = comm.bcast(arrays, root=0)
         return TriMesh(points, cells), f"gmsh unit square, h={h}"
-    return gmsh_meshes.shipped_mesh("unit_square_h0.1.msh"), "meshes/unit_square_h0.1.msh (gmsh not installed)"
+    return TriMesh.shipped("unit_square_h0.1.msh"), "meshes/unit_square_h0.1.msh (gmsh not installed)"
 
 
 def validate_poisson(

@@ -83,7 +83,7 @@ def test_custom_dirichlet_nodes_and_zero_source(dolfinx):
 
 def test_gmsh_mesh_agrees(dolfinx):
     pytest.importorskip("gmsh")
-    mesh = gmsh_meshes.unit_square(0.15)
+    mesh = TriMesh.gmsh_unit_square(0.15)
     kappa, f, g = data(mesh, "cell")
     u_ref = solve_p1_poisson(mesh.points, mesh.cells, kappa, f, g)
     assert rel_diff(torch_p1(mesh, kappa, f, g), u_ref) <= TOL
@@ -122,24 +122,24 @@ def test_missing_dolfinx_names_the_extra(monkeypatch):
 def test_missing_gmsh_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "gmsh", None)
     with pytest.raises(MissingExtraError, match=r"physinv\[fem\]"):
-        gmsh_meshes.unit_square(0.2)
+        TriMesh.gmsh_unit_square(0.2)
 
 
 def test_gmsh_unit_square_mesh():
     pytest.importorskip("gmsh")
     h = 0.1
-    mesh = gmsh_meshes.unit_square(h)
+    mesh = TriMesh.gmsh_unit_square(h)
     assert mesh.areas().min() > 0 and mesh.areas().sum() == pytest.approx(1.0, abs=1e-12)
     assert mesh.points.min() >= 0.0 and mesh.points.max() <= 1.0
     b = mesh.points[mesh.boundary_nodes()]
     on_side = np.isclose(b, 0.0, atol=1e-12) | np.isclose(b, 1.0, atol=1e-12)
     assert on_side.any(axis=1).all()
     assert h / 2 < mesh.max_edge_length() < 1.5 * h
-    again = gmsh_meshes.unit_square(h)  # deterministic (single-threaded Frontal-Delaunay)
+    again = TriMesh.gmsh_unit_square(h)  # deterministic (single-threaded Frontal-Delaunay)
     np.testing.assert_array_equal(again.points, mesh.points)
     np.testing.assert_array_equal(again.cells, mesh.cells)
     with pytest.raises(InvalidParameterError):
-        gmsh_meshes.unit_square(0.0)
+        TriMesh.gmsh_unit_square(0.0)
 
 
 def test_shipped_mesh_is_the_geo_mesh(tmp_path):
@@ -148,8 +148,8 @@ def test_shipped_mesh_is_the_geo_mesh(tmp_path):
     pytest.importorskip("meshio")
     if not (gmsh_meshes.MESH_DIR / "unit_square_h0.1.msh").is_file():
         pytest.skip("shipped meshes/ folder not present (installed from a wheel)")
-    shipped = gmsh_meshes.shipped_mesh("unit_square_h0.1.msh")
-    made = gmsh_meshes.unit_square(0.1, msh_path=tmp_path / "u.msh")
+    shipped = TriMesh.shipped("unit_square_h0.1.msh")
+    made = TriMesh.gmsh_unit_square(0.1, msh_path=tmp_path / "u.msh")
     assert (tmp_path / "u.msh").stat().st_size > 0
     assert shipped.num_nodes == made.num_nodes and shipped.num_cells == made.num_cells
     np.testing.assert_allclose(shipped.points, made.points, atol=1e-12)
