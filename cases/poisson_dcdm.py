@@ -8,7 +8,10 @@ sides built from Lanczos/Ritz vectors of the training matrix (Kaneda et al.
 against the previous two, exact line search).  Evaluated on held-out random
 right-hand sides at the training size, at twice the size, and on a different
 obstacle geometry, to relative residual 1e-6, side by side with CG,
-Jacobi-PCG and pyamg smoothed-aggregation PCG.
+Jacobi-PCG and pyamg smoothed-aggregation PCG.  DCDM is capped at 100
+iterations as in the paper; ``dcdm+cg`` is the same network with
+:class:`~physinv.linalg.dcdm.StallFallback` (CG restarted once the learned
+directions stall), our addition, run to the tolerance.
 
 ``--quick``: train at 32^3 for a few minutes on 2 CPU cores, evaluate at 32^3
 and 64^3.  Default: train at 64^3, evaluate at 64^3 and 128^3 (a GPU job).
@@ -33,16 +36,16 @@ from physinv.core.device import resolve_device
 from physinv.core.io import atomic_write_json, atomic_write_text
 from physinv.core.seeding import seed_everything
 from physinv.discretize.fluid import FluidPoissonOperator, box_with_obstacles
-from physinv.learn.dcdm_net import DCDMNet, dcdm_loss
+from physinv.learn.dcdm_net import DCDMNet, NetworkDirection, dcdm_loss, network_signature
 from physinv.learn.ritz import make_training_set
 from physinv.learn.trainer import Trainer
 from physinv.linalg.cg import cg
-from physinv.linalg.dcdm import dcdm
+from physinv.linalg.dcdm import StallFallback, dcdm
 from physinv.linalg.precond import AMGPreconditioner, JacobiPreconditioner
 from physinv.viz.figures import plot_histories
 
 SETTINGS = {
-    "quick": dict(train=32, test=64, samples=256, lanczos=160, steps=600, batch=4, channels=16, blocks=3),
+    "quick": dict(train=32, test=64, samples=1024, lanczos=400, steps=1500, batch=4, channels=16, blocks=3),
     "full": dict(train=64, test=128, samples=1024, lanczos=400, steps=5000, batch=8, channels=16, blocks=6),
 }
 RTOL = 1e-6
@@ -76,7 +79,7 @@ def train(op, cfg, out: Path, args, device) -> tuple[DCDMNet, list[float]]:
         return rhs[order[start:start + cfg["batch"]]]
 
     trainer = Trainer(net, opt, lambda m, b: dcdm_loss(matvec32, b, op.restrict(m(b))),
-                      signature={"ndim": 3, "channels": cfg["channels"], "blocks": cfg["blocks"]},
+                      signature=network_signature(net),
                       scheduler=sched, checkpoint_path=out / "dcdm.pt", checkpoint_every=100)
     if args.resume and (out / "dcdm.pt").exists():
         trainer.load(out / "dcdm.pt")
@@ -87,17 +90,6 @@ def train(op, cfg, out: Path, args, device) -> tuple[DCDMNet, list[float]]:
     print(f"  trained {cfg['steps']} steps in {time.perf_counter() - t0:.1f} s; "
           f"loss {np.mean(trainer.history[:20]):.4f} -> {np.mean(trainer.history[-20:]):.4f}", flush=True)
     return net.eval(), trainer.history
-
-
-def direction_from(net: DCDMNet, op: FluidPoissonOperator):
-    """``r -> net(r)`` on the fluid cells (zero on solid cells, where the solution is 0)."""
-
-    def direction(r: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            q = net(r.to(torch.float32).reshape((-1,) + op.state_shape)).reshape(r.shape)
-            return op.restrict(q.to(r.dtype))
-
-    return direction
 
 
 def evaluate(op, net, label: str, seed: int, device) -> dict:
@@ -124,7 +116,11 @@ def evaluate(op, net, label: str, seed: int, device) -> dict:
         lambda: JacobiPreconditioner(op.diagonal(None, dtype=torch.float64)))
     run("amg-pcg", lambda p: cg(matvec, b, precond=p, rtol=RTOL, maxiter=MAX_CG),
         lambda: AMGPreconditioner(op.assemble(None), op.state_shape))
-    run("dcdm", lambda _: dcdm(matvec, b, direction_from(net, op), rtol=RTOL, maxiter=MAX_DCDM))
+    direction = NetworkDirection(net).prepare(op)
+    run("dcdm", lambda _: dcdm(matvec, b, direction, rtol=RTOL, maxiter=MAX_DCDM))
+    fallback = StallFallback()
+    run("dcdm+cg", lambda _: dcdm(matvec, b, direction, rtol=RTOL, maxiter=MAX_CG, fallback=fallback))
+    runs["dcdm+cg"]["switched_at"] = fallback.switched_at
     return runs
 
 
@@ -152,10 +148,12 @@ def run_case(args: argparse.Namespace) -> dict:
                                  "train_loss_final": float(np.mean(history[-20:]))}
     for key, runs in results.items():
         for name, r in runs.items():
-            tag = {"cg": "cg", "jacobi-pcg": "jacobi", "amg-pcg": "amg", "dcdm": "dcdm"}[name]
+            tag = {"cg": "cg", "jacobi-pcg": "jacobi", "amg-pcg": "amg", "dcdm": "dcdm", "dcdm+cg": "hybrid"}[name]
             metrics[f"iters_{tag}_{key}"] = r["iterations"]
             metrics[f"time_{tag}_{key}"] = r["seconds"]
             metrics[f"converged_{tag}_{key}"] = int(r["converged"])
+        switched = runs["dcdm+cg"]["switched_at"]
+        metrics[f"hybrid_switched_at_{key}"] = -1 if switched is None else switched
     for key in results:
         metrics[f"dcdm_over_cg_iters_{key}"] = metrics[f"iters_dcdm_{key}"] / metrics[f"iters_cg_{key}"]
     metrics["dcdm_iters_growth"] = metrics[f"iters_dcdm_{n_test}"] / metrics[f"iters_dcdm_{n_train}"]

@@ -13,12 +13,13 @@ import torch
 from torch import nn
 
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError
+from physinv.learn.trainer import CheckpointMismatchError
 
 
 class _ResidualConv(nn.Module):
-    def __init__(self, conv, channels: int):
+    def __init__(self, conv, channels: int, bias: bool):
         super().__init__()
-        self.conv = conv(channels, channels, kernel_size=3, padding=1)
+        self.conv = conv(channels, channels, kernel_size=3, padding=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + torch.nn.functional.relu(self.conv(x))
@@ -36,9 +37,16 @@ class DCDMNet(nn.Module):
     blocks
         Residual 3x3(x3) convolutions per stage; three stages (fine, coarse,
         fine after upsampling), so ``3 * blocks + 2`` convolutions in all.
+    bias
+        Bias terms in the convolutions.  Off by default: with biases the
+        output has a part that does not depend on the residual, the same
+        vector at every DCDM iteration, which the A-orthogonalization
+        against the previous directions removes, leaving little of use
+        (measured: DCDM stalled from its second iteration with biases).
+        Without biases the map is positively homogeneous, q(c r) = c q(r).
     """
 
-    def __init__(self, ndim: int = 3, channels: int = 16, blocks: int = 3):
+    def __init__(self, ndim: int = 3, channels: int = 16, blocks: int = 3, bias: bool = False):
         super().__init__()
         if ndim not in (2, 3):
             raise InvalidParameterError(f"DCDMNet supports 2D and 3D grids; got ndim={ndim}")
@@ -47,11 +55,11 @@ class DCDMNet(nn.Module):
         self.ndim = ndim
         conv = nn.Conv3d if ndim == 3 else nn.Conv2d
         self.pool = nn.AvgPool3d(2) if ndim == 3 else nn.AvgPool2d(2)
-        self.lift = conv(1, channels, kernel_size=3, padding=1)
-        self.fine = nn.Sequential(*[_ResidualConv(conv, channels) for _ in range(blocks)])
-        self.coarse = nn.Sequential(*[_ResidualConv(conv, channels) for _ in range(blocks)])
-        self.after = nn.Sequential(*[_ResidualConv(conv, channels) for _ in range(blocks)])
-        self.project = conv(channels, 1, kernel_size=3, padding=1)
+        self.lift = conv(1, channels, kernel_size=3, padding=1, bias=bias)
+        self.fine = nn.Sequential(*[_ResidualConv(conv, channels, bias) for _ in range(blocks)])
+        self.coarse = nn.Sequential(*[_ResidualConv(conv, channels, bias) for _ in range(blocks)])
+        self.after = nn.Sequential(*[_ResidualConv(conv, channels, bias) for _ in range(blocks)])
+        self.project = conv(channels, 1, kernel_size=3, padding=1, bias=bias)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         if r.ndim != self.ndim + 1:
@@ -68,6 +76,82 @@ class DCDMNet(nn.Module):
         coarse = self.coarse(self.pool(x))
         up = torch.nn.functional.interpolate(coarse, scale_factor=2, mode="nearest")
         return self.project(self.after(x + up)).squeeze(1)
+
+
+def network_signature(net: DCDMNet) -> dict:
+    """What a checkpoint stores to rebuild ``net`` (and what resuming must match)."""
+    return {"ndim": net.ndim, "channels": net.lift.out_channels, "blocks": len(net.fine),
+            "bias": net.lift.bias is not None}
+
+
+def load_dcdm_network(path, ndim: int, device="cpu") -> DCDMNet:
+    """The DCDM network of a training checkpoint (:class:`~physinv.learn.trainer.Trainer` format).
+
+    Raises :class:`~physinv.learn.trainer.CheckpointMismatchError` when the
+    checkpoint holds a network for another grid dimension than ``ndim``, and
+    :class:`~physinv.core.errors.InvalidParameterError` when it is not a
+    DCDM checkpoint.
+    """
+    payload = torch.load(path, map_location=device, weights_only=False)
+    signature = payload.get("signature", {}) if isinstance(payload, dict) else {}
+    needed = {"ndim", "channels", "blocks", "bias"}
+    if "model" not in payload or not needed <= set(signature):
+        raise InvalidParameterError(
+            f"{path} is not a DCDM network checkpoint (needs a model and a signature with {sorted(needed)})"
+        )
+    if signature["ndim"] != ndim:
+        raise CheckpointMismatchError(
+            f"checkpoint {path} holds a DCDM network for {signature['ndim']}D grids; this grid is {ndim}D "
+            "(train one for this dimension)"
+        )
+    net = DCDMNet(signature["ndim"], signature["channels"], signature["blocks"], bias=signature["bias"])
+    net.load_state_dict(payload["model"])
+    return net.to(device).eval()
+
+
+class NetworkDirection:
+    """A trained :class:`DCDMNet` as the direction map of :class:`~physinv.linalg.dcdm.DCDMSolver`.
+
+    ``prepare(operator, theta)`` returns ``r -> q`` for residuals of shape
+    ``(..., *operator.state_shape)``: the network runs in its own dtype and
+    device (float32 as trained), odd grid axes are zero-padded by one cell at
+    their high end and cropped back, and ``q`` is zeroed where the operator
+    has no unknowns (solid cells of a fluid operator, Dirichlet nodes of a
+    finite-difference one), then cast to the residual's dtype and device.
+    """
+
+    def __init__(self, net: DCDMNet):
+        self.net = net.eval()
+
+    def prepare(self, operator, theta=None):
+        shape = tuple(operator.state_shape)
+        if len(shape) != self.net.ndim:
+            raise ShapeMismatchError(
+                f"the DCDM network works on {self.net.ndim}D grids; the operator's state shape is {shape}"
+            )
+        param = next(self.net.parameters())
+        pad = []
+        for n in reversed(shape):
+            pad += [0, n % 2]
+        crop = (slice(None),) + tuple(slice(0, n) for n in shape)
+        free = _unknowns_mask(operator)
+
+        def direction(r: torch.Tensor) -> torch.Tensor:
+            flat = r.reshape((-1,) + shape).to(dtype=param.dtype, device=param.device)
+            with torch.no_grad():
+                q = self.net(torch.nn.functional.pad(flat, pad))[crop]
+            q = q.reshape(r.shape).to(dtype=r.dtype, device=r.device)
+            return q if free is None else q * free.to(dtype=r.dtype, device=r.device)
+
+        return direction
+
+
+def _unknowns_mask(operator) -> torch.Tensor | None:
+    if hasattr(operator, "fluid_mask"):
+        return operator.fluid_mask()
+    if hasattr(operator, "dirichlet_mask"):
+        return ~operator.dirichlet_mask
+    return None
 
 
 def dcdm_loss(matvec, b: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

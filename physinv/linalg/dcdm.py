@@ -27,6 +27,7 @@ they equal PCG's.  One matvec per iteration, as in CG.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -55,6 +56,7 @@ def dcdm(
     maxiter: int | None = 100,
     batched: bool = False,
     num_orthogonal: int = 2,
+    fallback: StallFallback | None = None,
 ) -> CGResult:
     """Solve ``A x = b`` for SPD ``A`` by deep conjugate directions.
 
@@ -80,6 +82,13 @@ def dcdm(
         Iteration cap (the paper uses 100); ``None``: 10 times the size of one system, as in ``cg``.
     num_orthogonal
         Number of previous directions to A-orthogonalize against (paper: 2).
+    fallback
+        ``None`` (the paper's method): the direction map is used throughout.
+        A :class:`StallFallback`: once the largest relative residual has
+        fallen by less than ``ratio`` over the last ``window`` iterations, the
+        rest of the solve uses the residual itself as direction and forgets
+        the previous directions (CG restarted from the current iterate); the iteration where this happened is
+        stored in ``fallback.switched_at`` (None if it never did).
 
     Returns
     -------
@@ -134,9 +143,15 @@ def dcdm(
     history = [float((rnorm / bnorm).max())]
     previous: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (p, A p, p^T A p)
     it = 0
+    if fallback is not None:
+        fallback.switched_at = None
     while history[-1] > rtol and it < int(maxiter):
         active = rnorm > rtol * bnorm  # systems still iterating
-        q = direction(r / rnorm.clamp_min(tiny))
+        if fallback is not None and fallback.switched_at is None and fallback.stalled(history):
+            fallback.switched_at = it
+            previous.clear()  # a true restart: CG's recurrences need p_0 = r_0
+        use_residual = fallback is not None and fallback.switched_at is not None
+        q = r.clone() if use_residual else direction(r / rnorm.clamp_min(tiny))
         if not torch.is_tensor(q) or tuple(q.shape) != tuple(r.shape):
             got = tuple(q.shape) if torch.is_tensor(q) else type(q).__name__
             raise DirectionShapeError(
@@ -174,6 +189,30 @@ def dcdm(
     return CGResult(x=x, iterations=it, converged=history[-1] <= rtol, residual_history=history)
 
 
+@dataclass
+class StallFallback:
+    """Switch DCDM to residual (CG) directions when the learned directions stall.
+
+    Stalled: ``history[-1] > ratio * history[-1 - window]``, i.e. the relative
+    residual fell by less than the factor ``ratio`` over ``window`` iterations.
+    Not part of the paper's method; it makes a learned direction safe to use
+    where a solve must reach a tight tolerance (e.g. inside a simulator).
+    """
+
+    window: int = 5
+    ratio: float = 0.5
+    switched_at: int | None = None
+
+    def __post_init__(self):
+        if int(self.window) < 1 or not 0.0 < self.ratio < 1.0:
+            raise InvalidParameterError(
+                f"StallFallback needs window >= 1 and 0 < ratio < 1; got window={self.window}, ratio={self.ratio}"
+            )
+
+    def stalled(self, history: list[float]) -> bool:
+        return len(history) > self.window and history[-1] > self.ratio * history[-1 - self.window]
+
+
 class DCDMSolver:
     """DCDM behind the solver interface: ``DCDMSolver(direction).prepare(operator, theta)(b)``.
 
@@ -184,12 +223,16 @@ class DCDMSolver:
         object with ``prepare(operator, theta) -> callable`` (for directions
         that depend on the operator, e.g. Jacobi or a network conditioned on
         the geometry).
-    rtol, maxiter
+    rtol, maxiter, num_orthogonal
         As in :func:`dcdm`; a solve that misses ``rtol`` raises
         :class:`~physinv.linalg.cg.ConvergenceError`.
+    fallback
+        ``None`` or a :class:`StallFallback` (a fresh copy per solve); the
+        iterations at which solves switched are kept in ``switched_at``.
     """
 
-    def __init__(self, direction, rtol: float = 1e-6, maxiter: int = 100, num_orthogonal: int = 2):
+    def __init__(self, direction, rtol: float = 1e-6, maxiter: int = 100, num_orthogonal: int = 2,
+                 fallback: StallFallback | None = None):
         if not (callable(direction) or hasattr(direction, "prepare")):
             raise InvalidParameterError(
                 "direction must be callable r -> q or have prepare(operator, theta) returning one"
@@ -198,7 +241,9 @@ class DCDMSolver:
         self.rtol = rtol
         self.maxiter = maxiter
         self.num_orthogonal = num_orthogonal
+        self.fallback = fallback
         self.iterations: list[int] = []
+        self.switched_at: list[int | None] = []
         self.name = "dcdm"
 
     def prepare(self, operator, theta):
@@ -209,8 +254,14 @@ class DCDMSolver:
             self.direction.prepare(operator, theta) if hasattr(self.direction, "prepare") else self.direction
         )
 
-        run = lambda flat: dcdm(matvec, flat, direction, rtol=self.rtol, maxiter=self.maxiter,  # noqa: E731
-                                batched=True, num_orthogonal=self.num_orthogonal)
+        def run(flat: torch.Tensor) -> CGResult:
+            fallback = None if self.fallback is None else replace(self.fallback)
+            result = dcdm(matvec, flat, direction, rtol=self.rtol, maxiter=self.maxiter,
+                          batched=True, num_orthogonal=self.num_orthogonal, fallback=fallback)
+            if fallback is not None:
+                self.switched_at.append(fallback.switched_at)
+            return result
+
         return checked_iterative_solve(
             self.name, run, shape, self.rtol,
             "raise maxiter, retrain the direction network, or use cg-amg / direct", self.iterations)

@@ -96,3 +96,75 @@ def test_network_is_invariant_to_the_scale_of_its_input():
     net = DCDMNet(ndim=3, channels=4, blocks=1)
     r = torch.randn(2, 8, 8, 8)
     torch.testing.assert_close(net(1e-4 * r), net(r), rtol=1e-4, atol=1e-5)
+
+
+def _trained_checkpoint(tmp_path, ndim=3):
+    from physinv.learn.dcdm_net import network_signature
+    from physinv.learn.trainer import Trainer
+
+    torch.manual_seed(0)
+    net = DCDMNet(ndim=ndim, channels=4, blocks=1)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    b = torch.randn((2,) + (8,) * ndim)
+    trainer = Trainer(net, opt, lambda m, x: (m(x) ** 2).mean(), signature=network_signature(net),
+                      checkpoint_path=tmp_path / "net.pt")
+    trainer.fit(lambda step: b, 2)
+    return net, tmp_path / "net.pt"
+
+
+def test_network_checkpoint_round_trip_and_dimension_mismatch(tmp_path):
+    from physinv.learn.dcdm_net import load_dcdm_network
+    from physinv.learn.trainer import CheckpointMismatchError
+
+    net, path = _trained_checkpoint(tmp_path)
+    loaded = load_dcdm_network(path, ndim=3)
+    x = torch.randn(1, 8, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net.eval()(x))
+    with pytest.raises(CheckpointMismatchError, match="3D grids; this grid is 2D"):
+        load_dcdm_network(path, ndim=2)
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(InvalidParameterError, match="not a DCDM network checkpoint"):
+        load_dcdm_network(tmp_path / "other.pt", ndim=3)
+
+
+def test_networks_have_no_bias_by_default_so_q_is_homogeneous():
+    """q(c r) = c q(r) for c > 0: no part of the direction is independent of the residual."""
+    torch.manual_seed(1)
+    net = DCDMNet(ndim=2, channels=4, blocks=1)
+    r = torch.randn(1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(net(3.0 * r), net(r), rtol=1e-5, atol=1e-6)  # unit-RMS input
+        assert float(net(torch.zeros(1, 8, 8)).abs().max()) == 0.0
+
+
+def test_learned_solver_inside_the_poisson_simulator_keeps_its_taylor_test():
+    """A network direction (odd grid, padded) with the stall fallback: exact solves, slope-2 Taylor test."""
+    from physinv.core.verify import taylor_test
+    from physinv.learn.dcdm_net import NetworkDirection
+    from physinv.linalg.dcdm import DCDMSolver, StallFallback
+    from physinv.sims.poisson import PoissonSimulator
+
+    torch.manual_seed(2)
+    grid = UniformGrid((12, 10))  # 13 x 11 nodes: both axes odd
+    op = FDPoissonOperator(grid, neumann_sides=("y1",))
+    x, y = grid.coordinates()
+    sources = torch.stack([torch.ones_like(x), 10 * x * y])
+    solver = DCDMSolver(NetworkDirection(DCDMNet(ndim=2, channels=4, blocks=1)), rtol=1e-12, maxiter=2000,
+                        fallback=StallFallback())
+    learned = PoissonSimulator(op, sources, dirichlet=x, solver=solver)
+    direct = PoissonSimulator(op, sources, dirichlet=x)
+    kappa = 1.5 + 0.5 * torch.sin(2 * math.pi * x) * torch.cos(math.pi * y)
+    torch.testing.assert_close(learned(kappa), direct(kappa), rtol=1e-9, atol=1e-12)
+    dm = torch.cos(3 * x) * y
+    result = taylor_test(lambda m: (learned(m) ** 2).sum(), kappa, dm, h0=1e-2)
+    assert 1.9 <= result.slope <= 2.1
+    assert solver.iterations and len(solver.switched_at) == len(solver.iterations)
+
+
+def test_network_direction_refuses_another_grid_dimension():
+    from physinv.learn.dcdm_net import NetworkDirection
+
+    op = FDPoissonOperator(UniformGrid((7, 7)))
+    with pytest.raises(ShapeMismatchError, match="3D grids"):
+        NetworkDirection(DCDMNet(ndim=3, channels=2, blocks=1)).prepare(op)

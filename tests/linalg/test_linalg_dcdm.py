@@ -185,3 +185,34 @@ def test_maxiter_none_means_ten_times_the_size_like_cg():
     ref = cg(lambda x: a @ x, b, rtol=1e-12, maxiter=None)
     assert got.converged and abs(got.iterations - ref.iterations) <= 2
     torch.testing.assert_close(got.x, b / torch.diagonal(a), rtol=1e-10, atol=0)
+
+
+def _stalling_direction(n):
+    """Almost the same vector every time: orthogonalized away, so plain DCDM stalls."""
+    return lambda r: torch.linspace(0.0, 1.0, n, dtype=r.dtype) + 1e-6 * r * r.abs()
+
+
+def test_stall_fallback_switches_to_residual_directions():
+    from physinv.linalg.dcdm import StallFallback
+
+    a = torch.diag(torch.linspace(1.0, 100.0, 50, dtype=DT))
+    b = _rand(50, seed=5)
+    plain = dcdm(lambda x: a @ x, b, _stalling_direction(50), rtol=1e-10, maxiter=200)
+    assert not plain.converged and plain.residual_history[-1] > 1e-2
+    fallback = StallFallback(window=5, ratio=0.5)
+    safe = dcdm(lambda x: a @ x, b, _stalling_direction(50), rtol=1e-10, maxiter=200, fallback=fallback)
+    assert safe.converged and fallback.switched_at is not None and fallback.switched_at <= 10
+    cg_its = cg(lambda x: a @ x, b, rtol=1e-10).iterations
+    assert safe.iterations <= fallback.switched_at + 2 * cg_its  # then CG-like from the current iterate
+    # with CG's own directions (plateaus trip the criterion too) the switch is a CG restart:
+    # the Krylov history is lost, which costs a few iterations, not a stall
+    restarted = dcdm(lambda x: a @ x, b, identity_direction, rtol=1e-10, fallback=StallFallback())
+    assert restarted.converged and cg_its <= restarted.iterations <= 1.25 * cg_its
+
+
+@pytest.mark.parametrize("kwargs", [dict(window=0), dict(ratio=1.0), dict(ratio=0.0)])
+def test_stall_fallback_rejects_bad_parameters(kwargs):
+    from physinv.linalg.dcdm import StallFallback
+
+    with pytest.raises(InvalidParameterError, match="StallFallback"):
+        StallFallback(**kwargs)
