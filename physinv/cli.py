@@ -18,7 +18,7 @@ from pathlib import Path
 
 from physinv.core.errors import PhysinvError, UnknownNameError
 
-VALIDATIONS = {"poisson": "physinv.validate.poisson"}
+VALIDATIONS = {"poisson": "physinv.validate.poisson", "flame": "physinv.validate.flame"}
 
 
 def cases_dir() -> Path:
