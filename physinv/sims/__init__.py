@@ -1,5 +1,6 @@
 """Differentiable simulators.  Importing this package registers them all."""
 
+from physinv.sims.flame import FlameSimulator
 from physinv.sims.poisson import PoissonSimulator
 
-__all__ = ["PoissonSimulator"]
+__all__ = ["FlameSimulator", "PoissonSimulator"]
