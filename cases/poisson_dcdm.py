@@ -152,11 +152,17 @@ def run_case(args: argparse.Namespace) -> dict:
             metrics[f"iters_{tag}_{key}"] = r["iterations"]
             metrics[f"time_{tag}_{key}"] = r["seconds"]
             metrics[f"converged_{tag}_{key}"] = int(r["converged"])
+            metrics[f"relres_{tag}_{key}"] = r["true_relres"]
         switched = runs["dcdm+cg"]["switched_at"]
         metrics[f"hybrid_switched_at_{key}"] = -1 if switched is None else switched
     for key in results:
-        metrics[f"dcdm_over_cg_iters_{key}"] = metrics[f"iters_dcdm_{key}"] / metrics[f"iters_cg_{key}"]
-    metrics["dcdm_iters_growth"] = metrics[f"iters_dcdm_{n_test}"] / metrics[f"iters_dcdm_{n_train}"]
+        # iteration ratios only mean something when both solvers reached the tolerance
+        both = metrics[f"converged_dcdm_{key}"] and metrics[f"converged_cg_{key}"]
+        metrics[f"dcdm_over_cg_iters_{key}"] = (
+            metrics[f"iters_dcdm_{key}"] / metrics[f"iters_cg_{key}"] if both else None)
+    grown = metrics[f"converged_dcdm_{n_test}"] and metrics[f"converged_dcdm_{n_train}"]
+    metrics["dcdm_iters_growth"] = (
+        metrics[f"iters_dcdm_{n_test}"] / metrics[f"iters_dcdm_{n_train}"] if grown else None)
     write_outputs(out, metrics, results, history, args)
     return metrics
 
@@ -181,15 +187,19 @@ def write_outputs(out: Path, metrics, results, history, args) -> None:
         "|---|---|---|---|---|---|",
         *rows,
         "",
-        "DCDM / CG iterations: " + ", ".join(f"{k}: {metrics[f'dcdm_over_cg_iters_{k}']:.2f}" for k in results),
-        f"; DCDM iterations at {metrics['test_grid']}^3 / at {metrics['train_grid']}^3: "
-        f"{metrics['dcdm_iters_growth']:.2f}.",
+        "DCDM / CG iterations: " + ", ".join(f"{k}: {_ratio(metrics[f'dcdm_over_cg_iters_{k}'])}" for k in results)
+        + f"; DCDM iterations at {metrics['test_grid']}^3 / at {metrics['train_grid']}^3: "
+        f"{_ratio(metrics['dcdm_iters_growth'])}.",
         "",
         "Figures: residuals.png, training.png.",
         "",
     ])
     atomic_write_text(out / "report.md", report)
     atomic_write_json(out / "metrics.json", metrics)
+
+
+def _ratio(value) -> str:
+    return "n/a (DCDM did not reach the tolerance)" if value is None else f"{value:.2f}"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -201,6 +211,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     keys = [f"{kind}_{solver}_{system}" for system in ("32", "64", "64_new_geometry")
             for kind in ("iters", "time") for solver in ("cg", "jacobi", "amg", "dcdm")]
+    keys += [f"{kind}_{solver}_{system}" for system in ("32", "64", "64_new_geometry")
+             for kind in ("relres", "iters") for solver in ("dcdm", "hybrid")]
     args = parse_args(argv)
     if not args.quick:
         keys = [k.replace("_64", "_128").replace("_32", "_64") for k in keys]

@@ -37,5 +37,6 @@ def case_main(name: str, run: Callable[[argparse.Namespace], dict], args: argpar
         return 2
     print(f"\nwrote {args.out}/: {', '.join(outputs)}")
     for key in keys:
-        print(f"  {key:34s} {metrics[key]:.4g}")
+        value = metrics[key]
+        print(f"  {key:34s} {'n/a' if value is None else format(value, '.4g')}")
     return 0
