@@ -4,6 +4,9 @@
     physinv run NAME [case flags]      run cases/NAME.py (--quick, --out, --device, --seed, ...)
     physinv validate NAME [--json]     validate a simulator against references (e.g. poisson)
     physinv verify [NAME ...]          generic checks of registered simulators
+    physinv data list                  list the registered data-set generators
+    physinv data generate NAME --n N --out PATH [--seed S] [--workers K] [--chunk C]
+                                       generate (or resume) a data set as chunked HDF5
 """
 
 from __future__ import annotations
@@ -84,6 +87,33 @@ def cmd_verify(args, rest) -> int:
     return 0 if all(r["passed"] for r in results.values()) else 1
 
 
+def _param_value(text: str):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UnknownNameError(f"--param expects KEY=VALUE; got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def cmd_data(args, rest) -> int:
+    if rest:
+        raise UnknownNameError(f"unexpected arguments {rest}")
+    from physinv.learn import data
+
+    if args.data_command == "list":
+        for name, summary in data.list_datasets().items():
+            print(f"{name:24s} {summary}")
+        return 0
+    params = dict(_param_value(p) for p in args.param)
+    path = data.generate(args.name, args.n, args.out, seed=args.seed, workers=args.workers, chunk=args.chunk,
+                         params=params, overwrite=args.overwrite, progress=not args.quiet)
+    meta = data.read_metadata(path)
+    print(f"{path}: {meta['n']} samples of {meta['generator']}, fields {', '.join(meta['fields'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="physinv", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -102,6 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="simulator names (default: all registered)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("data", help="generate data sets for learned components (physinv data generate --help)")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    q = data_sub.add_parser("list", help="list the registered data-set generators")
+    q.set_defaults(func=cmd_data)
+    q = data_sub.add_parser("generate", help="generate a data set (rerun the same command to resume)")
+    q.add_argument("name", help="data-set generator (physinv data list)")
+    q.add_argument("--n", type=int, required=True, help="number of samples")
+    q.add_argument("--out", required=True, help="output HDF5 file")
+    q.add_argument("--seed", type=int, default=0, help="sample i is drawn from default_rng([seed, i])")
+    q.add_argument("--workers", type=int, default=1, help="worker processes (CPU cores)")
+    q.add_argument("--chunk", type=int, default=64, help="samples per chunk (unit of resume and HDF5 chunking)")
+    q.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="generator parameter, e.g. --param cells=32 (repeatable)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing file generated with other settings")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_data)
     return parser
 
 
