@@ -100,8 +100,16 @@ def _param_value(text: str):
 def cmd_data(args, rest) -> int:
     if rest:
         raise UnknownNameError(f"unexpected arguments {rest}")
+    import importlib
+
     from physinv.learn import data
 
+    for module in args.module:  # user modules that call register_dataset
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise UnknownNameError(f"--module {module!r} cannot be imported ({exc}); give an importable module "
+                                   "(on PYTHONPATH) that registers data sets") from None
     if args.data_command == "list":
         for name, summary in data.list_datasets().items():
             print(f"{name:24s} {summary}")
@@ -134,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("data", help="generate data sets for learned components (physinv data generate --help)")
     data_sub = p.add_subparsers(dest="data_command", required=True)
+    module_help = "import this module first (it registers data sets); repeatable"
     q = data_sub.add_parser("list", help="list the registered data-set generators")
+    q.add_argument("--module", action="append", default=[], metavar="MODULE", help=module_help)
     q.set_defaults(func=cmd_data)
     q = data_sub.add_parser("generate", help="generate a data set (rerun the same command to resume)")
     q.add_argument("name", help="data-set generator (physinv data list)")
@@ -147,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator parameter, e.g. --param cells=32 (repeatable)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing file generated with other settings")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("--module", action="append", default=[], metavar="MODULE", help=module_help)
     q.set_defaults(func=cmd_data)
     return parser
 

@@ -92,6 +92,20 @@ class DatasetGenerator:
 
 _REGISTRY: dict[str, DatasetGenerator] = {}
 
+#: Modules that register generators when imported; imported on the first look-up
+#: of the registry (add a module here when a simulator module registers a data set).
+DATASET_MODULES: list[str] = []
+_imported: set[str] = set()
+
+
+def _import_dataset_modules() -> None:
+    import importlib
+
+    for module in list(DATASET_MODULES):
+        if module not in _imported:
+            _imported.add(module)
+            importlib.import_module(module)
+
 
 def register_dataset(
     name: str,
@@ -135,15 +149,20 @@ def register_dataset(
 
 
 def dataset_names() -> list[str]:
+    _import_dataset_modules()
     return sorted(_REGISTRY)
 
 
 def list_datasets() -> dict[str, str]:
     """Registered name -> description."""
+    _import_dataset_modules()
     return {name: _REGISTRY[name].description for name in sorted(_REGISTRY)}
 
 
 def get_dataset(name: str) -> DatasetGenerator:
+    """The generator registered as ``name`` (:class:`UnknownNameError` lists the registered ones)."""
+    if name not in _REGISTRY:
+        _import_dataset_modules()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -252,7 +271,8 @@ def generate(
             h5 = h5py.File(out, "r+")
         except OSError as exc:
             raise DataFileError(
-                f"cannot open {out} to resume ({exc}); the file may be damaged: pass overwrite=True (--overwrite)"
+                f"cannot open {out} to resume ({exc}); another process may be writing it, or the file is "
+                "damaged (e.g. killed in the middle of a write): pass overwrite=True (--overwrite) to start over"
             ) from None
         try:
             _check_identity(h5, identity, out)

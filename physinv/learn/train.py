@@ -326,12 +326,15 @@ class SupervisedTrainer:
         total = torch.zeros(2, dtype=torch.float64, device=d.device)
         bs = batch_size or self.config.batch_size
         for start in range(0, len(idx), bs):
-            x, y = (t.to(d.device) for t in ds[idx[start:start + bs]]) if isinstance(ds, TensorDataset) else \
-                _collate([ds[i] for i in idx[start:start + bs]], d.device)
+            rows = idx[start:start + bs]
+            if isinstance(ds, TensorDataset):
+                x, y = (t[rows].to(d.device) for t in ds.tensors)
+            else:
+                x, y = _collate([ds[i] for i in rows], d.device)
             pred = self.model(x)
             self._check_output(pred, y)
-            total += torch.stack([self.loss_fn(pred, y).double() * len(x), torch.tensor(float(len(x)), device=d.device,
-                                                                                         dtype=torch.float64)])
+            count = torch.tensor(float(len(x)), dtype=torch.float64, device=d.device)
+            total += torch.stack([self.loss_fn(pred, y).double() * count, count])
         total = distributed.all_reduce_sum(total)
         return float(total[0] / total[1])
 
@@ -414,8 +417,8 @@ class SupervisedTrainer:
             if cfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
-            total += torch.stack([loss.detach().double() * len(x),
-                                  torch.tensor(float(len(x)), dtype=torch.float64, device=d.device)])
+            count = torch.tensor(float(len(x)), dtype=torch.float64, device=d.device)
+            total += torch.stack([loss.detach().double() * count, count])
         total = distributed.all_reduce_sum(total)
         train_loss = float(total[0] / total[1])
         val_loss = self.evaluate(val_ds) if val_ds is not None else None

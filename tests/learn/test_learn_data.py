@@ -139,3 +139,5 @@ def test_cli_lists_and_generates(tmp_path, capsys):
     _assert_bitwise_equal(_arrays(out), _arrays(direct))
     assert cli.main(["data", "generate", "nope", "--n", "2", "--out", str(tmp_path / "n.h5")]) == 2
     assert "unknown data set 'nope'" in capsys.readouterr().err
+    assert cli.main(["data", "list", "--module", "no_such_module_xyz"]) == 2
+    assert "--module 'no_such_module_xyz' cannot be imported" in capsys.readouterr().err

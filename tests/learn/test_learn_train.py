@@ -122,3 +122,22 @@ def test_bad_input_gets_clear_errors(tmp_path):
     wide = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1)).double()
     with pytest.raises(CheckpointMismatchError, match="parameters"):
         _trainer(tmp_path / "c.pt", model=wide, epochs=2).fit((x, y), resume=True)
+
+
+class _Pairs(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def test_any_dataset_of_pairs_trains_like_tensors():
+    train, val = _data(16), _data(8, seed=1)
+    a = _trainer(epochs=2).fit(train, val)
+    b = _trainer(epochs=2).fit(_Pairs(*train), _Pairs(*val))
+    assert math.isclose(a.train_loss, b.train_loss, rel_tol=1e-12)
+    assert math.isclose(a.val_loss, b.val_loss, rel_tol=1e-12)
