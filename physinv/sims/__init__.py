@@ -1,6 +1,7 @@
 """Differentiable simulators.  Importing this package registers them all."""
 
+from physinv.sims.calderon import CalderonSimulator
 from physinv.sims.flame import FlameSimulator
 from physinv.sims.poisson import PoissonSimulator
 
-__all__ = ["FlameSimulator", "PoissonSimulator"]
+__all__ = ["CalderonSimulator", "FlameSimulator", "PoissonSimulator"]

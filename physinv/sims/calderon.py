@@ -33,14 +33,11 @@ Boundary nodes are numbered counter-clockwise from the corner (0, 0): the side
 (:func:`boundary_nodes`).  The default inputs are trigonometric patterns in
 ``s`` (:func:`trig_patterns`).
 
-The module also registers
-
-* the simulator ``calderon-fd`` (tiny example) with
-  :func:`physinv.core.simulator.register_simulator`, so ``physinv verify``
-  runs the Taylor, dot-product and gradcheck tests on it;
-* the data set ``calderon`` with :func:`physinv.learn.data.register_dataset`
-  (see :func:`draw_conductivity` for the prior and :func:`network_inputs` for
-  the input format of the networks; ``docs/calderon_nio.md``).
+The module registers the simulator ``calderon-fd`` (tiny example) with
+:func:`physinv.core.simulator.register_simulator`, so ``physinv verify`` runs
+the Taylor, dot-product and gradcheck tests on it.  The prior of the
+conductivity is :func:`draw_conductivity`; the data set ``calderon`` and the
+networks' input format live in :mod:`physinv.learn.calderon_data`.
 """
 
 from __future__ import annotations
@@ -63,8 +60,6 @@ __all__ = [
     "boundary_nodes",
     "trig_patterns",
     "draw_conductivity",
-    "network_inputs",
-    "DATASET_DEFAULTS",
 ]
 
 
@@ -207,19 +202,7 @@ class CalderonSimulator(Simulator):
 
 
 # --------------------------------------------------------------------------
-# the prior and the data-set generator
-
-DATASET_DEFAULTS = {
-    "n": 32,            # nodes per side
-    "L": 20,            # boundary inputs (trig_patterns)
-    "a_min": 1.0,       # bounds of the conductivity (S/m)
-    "a_max": 3.0,
-    "modes": 5,         # sine modes per axis
-    "amplitude": 2.0,   # standard deviation of the sine series before the sigmoid
-    "decay": 2.0,       # spectral decay of the sine series
-    "dtype": "float32",  # storage type of the fields
-}
-
+# the prior of the conductivity
 
 def draw_conductivity(rng: np.random.Generator, n: int, a_min: float, a_max: float, modes: int,
                       amplitude: float, decay: float = 2.0) -> np.ndarray:
@@ -245,50 +228,6 @@ def draw_conductivity(rng: np.random.Generator, n: int, a_min: float, a_max: flo
     basis = np.sin(np.pi * j[:, None] * x[None, :])  # (modes, n)
     s = amplitude * basis.T @ xi @ basis
     return a_min + (a_max - a_min) / (1.0 + np.exp(-s))
-
-
-def network_inputs(neumann: torch.Tensor, patterns: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
-    """The networks' input: pairs (Dirichlet input, Neumann output) per boundary input.
-
-    ``neumann`` has shape ``(B, L, n_boundary)`` (the data set's field
-    ``neumann``); ``patterns`` the Dirichlet inputs ``(L, n_boundary)``
-    (default :func:`trig_patterns` for the grid that ``n_boundary`` implies).
-    Returns ``(B, L, n_boundary, 2)``: channel 0 ``g_l`` at the boundary
-    nodes, channel 1 ``a du_l/dn`` there.  Noise (multiplicative) is applied
-    to the Neumann data before calling this.
-    """
-    if neumann.ndim != 3:
-        raise InvalidParameterError(f"neumann must have shape (B, L, n_boundary); got {tuple(neumann.shape)}")
-    _, L, nb = neumann.shape
-    if nb % 4 or nb < 8:
-        raise InvalidParameterError(f"n_boundary = 4 (n - 1) with n >= 3 nodes per side; got {nb}")
-    if patterns is None:
-        patterns = trig_patterns(nb // 4 + 1, L)
-    g = torch.as_tensor(patterns, dtype=neumann.dtype, device=neumann.device)
-    if tuple(g.shape) != (L, nb):
-        raise InvalidParameterError(f"patterns must have shape ({L}, {nb}); got {tuple(g.shape)}")
-    return torch.stack([g.expand_as(neumann), neumann], dim=-1)
-
-
-def _dataset_draw(rng: np.random.Generator, params: dict) -> dict[str, np.ndarray]:
-    a = draw_conductivity(rng, params["n"], params["a_min"], params["a_max"], params["modes"],
-                          params["amplitude"], params["decay"])
-    return {"a": a.astype(params["dtype"])}
-
-
-_SIM_CACHE: dict[tuple, CalderonSimulator] = {}
-
-
-def _dataset_simulate(batch: dict[str, np.ndarray], params: dict) -> dict[str, np.ndarray]:
-    key = (params["n"], params["L"])
-    if key not in _SIM_CACHE:
-        _SIM_CACHE[key] = CalderonSimulator(n=params["n"], L=params["L"])
-    sim = _SIM_CACHE[key]
-    out = []
-    with torch.no_grad():
-        for a in batch["a"]:  # each row on its own (its own factorization)
-            out.append(sim(torch.from_numpy(np.asarray(a, dtype=np.float64))).numpy())
-    return {"neumann": np.stack(out).astype(params["dtype"])}
 
 
 # --------------------------------------------------------------------------
@@ -317,19 +256,4 @@ def _example(dtype, device) -> SimulatorExample:
     return SimulatorExample(sim, a, [LinearOperatorPair("dtn-schur", schur, schur, nb, nb)])
 
 
-def _register_dataset() -> None:
-    from physinv.learn.data import register_dataset
 
-    register_dataset(
-        "calderon",
-        draw=_dataset_draw,
-        simulate=_dataset_simulate,
-        params=dict(DATASET_DEFAULTS),
-        inputs=("neumann",),
-        targets=("a",),
-        description="Calderon problem on the unit square: -div(a grad u_l) = 0, u_l = g_l (L trig patterns); "
-                    "input the Neumann data a du_l/dn at the 4(n-1) boundary nodes (L, n_b), target a (n, n)",
-    )
-
-
-_register_dataset()

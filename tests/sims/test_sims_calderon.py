@@ -13,9 +13,9 @@ from physinv.sims.calderon import (
     CalderonSimulator,
     boundary_nodes,
     draw_conductivity,
-    network_inputs,
     trig_patterns,
 )
+from physinv.learn.calderon_data import network_inputs
 from physinv.sims.verification import DOT_TOL, SLOPE_BOUNDS, verify_simulator
 
 DT = torch.float64
