@@ -12,7 +12,13 @@ a well-behaved submodule of physinv models:
   entry, which breaks ``load_state_dict`` of any module that contains the FNO
   ("Unexpected key(s): _metadata") and trainer signatures that expect tensors;
   the returned module uses the plain :class:`torch.nn.Module` state dict
-  (tensors only; the version check is the physinv checkpoint's job).
+  (tensors only; the version check is the physinv checkpoint's job);
+* the spectral contraction ``(b, i, k...) x (i, o, k...) -> (b, o, k...)``
+  of each Fourier layer is done as one batched matrix product over the kept
+  modes (:func:`_contract_modes_first`) instead of neuralop's ``tl.einsum``,
+  which on CPU lands in a slow complex ``bmm`` layout (measured 530 ms for
+  one contraction of a batch of 64 at width 32, 12x12 modes, against about
+  5 ms this way; same result to float32 rounding).
 
 :class:`BoundaryFNO` is the FNO baseline of the Calderón problem: the
 measurement matrix is resampled onto the output grid and an FNO maps it to the
@@ -70,12 +76,31 @@ def _neuralop_models():
     return _NEURALOP_MODELS
 
 
+def _contract_modes_first(x: torch.Tensor, weight, separable: bool = False) -> torch.Tensor:
+    """``einsum("bi...,io...->bo...")`` as a ``bmm`` batched over the Fourier modes (dense weights)."""
+    if not torch.is_tensor(weight):
+        weight = weight.to_tensor()
+    if separable:  # one channel axis: elementwise product
+        return x * weight
+    b, i = x.shape[:2]
+    modes = tuple(x.shape[2:])
+    d = len(modes)
+    lead = tuple(range(2, 2 + d))
+    xp = x.permute(*lead, 0, 1).reshape(-1, b, i)
+    wp = weight.permute(*lead, 0, 1).reshape(-1, i, weight.shape[1])
+    out = torch.bmm(xp, wp).reshape(*modes, b, weight.shape[1])
+    return out.permute(d, d + 1, *range(d))
+
+
 def neuralop_fno(n_modes: tuple[int, int], in_channels: int, out_channels: int, hidden_channels: int,
                  n_layers: int = 4, **kwargs) -> torch.nn.Module:
     """``neuralop.models.FNO`` with a plain (tensor-only) state dict; arguments as neuralop's."""
     fno = _neuralop_models().FNO(n_modes=tuple(int(m) for m in n_modes), in_channels=in_channels,
                                  out_channels=out_channels, hidden_channels=hidden_channels,
                                  n_layers=n_layers, **kwargs)
+    for conv in getattr(getattr(fno, "fno_blocks", None), "convs", []):
+        if getattr(conv, "implementation", "reconstructed") == "reconstructed" and hasattr(conv, "_contract"):
+            conv._contract = _contract_modes_first
     fno.state_dict = types.MethodType(torch.nn.Module.state_dict, fno)
     fno.load_state_dict = types.MethodType(torch.nn.Module.load_state_dict, fno)
     return fno
