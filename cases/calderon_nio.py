@@ -121,18 +121,22 @@ class Standardized(torch.nn.Module):
 
 
 def input_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training-set statistics ``(1, L, n_boundary, C)``: per entry (input l, boundary node, channel) over samples.
+    """Training-set statistics ``(1, L, n_boundary, C)``: ``(x - mean) / std`` is the standardized input.
 
-    The Neumann data of every sample are dominated by the same boundary profile (the response of the mean
-    conductivity); standardizing each entry over the samples leaves the sample-to-sample anomaly, which
-    carries the information.  Entries that do not vary over the samples (the Dirichlet patterns) are
-    standardized per (l, channel) over samples and boundary nodes instead.
+    ``mean`` is per entry (input l, boundary node, channel) over the samples: the Neumann data of every
+    sample are dominated by one boundary profile (the response of the mean conductivity), and removing it
+    leaves the sample-to-sample anomaly, which carries the information.  ``std`` is per (l, channel): the
+    standard deviation of that anomaly over samples and boundary nodes (a per-entry std would divide
+    entries that hardly vary by tiny numbers and blow up measurement noise there).  Channels that do not
+    vary over the samples (the Dirichlet patterns) keep their per-(l, channel) mean and std instead.
     """
-    mean, std = x.mean(dim=0, keepdim=True), x.std(dim=0, keepdim=True)
-    mean_l = x.mean(dim=(0, 2), keepdim=True).expand_as(mean)
-    std_l = x.std(dim=(0, 2), keepdim=True).clamp_min(1e-6).expand_as(std)
-    constant = (std.amax(dim=2, keepdim=True) <= 1e-6 * std_l).expand_as(std)
-    return torch.where(constant, mean_l, mean), torch.where(constant, std_l, std.clamp_min(1e-6))
+    mean = x.mean(dim=0, keepdim=True)
+    std = (x - mean).pow(2).mean(dim=(0, 2), keepdim=True).sqrt()
+    mean_l = x.mean(dim=(0, 2), keepdim=True)
+    std_l = x.std(dim=(0, 2), keepdim=True).clamp_min(1e-6)
+    constant = std <= 1e-6 * std_l
+    mean = torch.where(constant, mean_l.expand_as(mean), mean)
+    return mean, torch.where(constant, std_l, std).expand_as(mean).clone()
 
 
 def build_model(name: str, n: int, L: int, nb: int, kwargs: dict) -> torch.nn.Module:
@@ -233,6 +237,8 @@ def train_model(name: str, cfg: dict, data: dict, out: Path, device: torch.devic
     t0 = time.perf_counter()
     result = trainer.fit((x_tr, y_tr), (x_va, y_va), resume=resume)
     seconds = time.perf_counter() - t0
+    if resume:  # epochs run before a resume count too
+        seconds = float(sum(h["time_s"] for h in result.history))
     model = trainer.model
     spec_dict = asdict(spec)
     save_checkpoint(models_dir / f"{name}.pt", {
@@ -271,17 +277,18 @@ def pdeco_invert(neumann_noisy: torch.Tensor, a_true: torch.Tensor, n: int, L: i
     """Adjoint L-BFGS on m = log a with H1 regularization, beta by the discrepancy principle (tau = 1).
 
     The noise model is the data's: sigma_i = sigma_rel |d_i| (estimated from the noisy data, floored at
-    1e-3 of the mean |d| so near-zero entries do not dominate); start a = (a_min + a_max) / 2.
+    1e-3 of the mean |d|, a measurement floor, so that near-zero entries with weights up to 1e5 times the
+    others do not make the problem too ill-conditioned for L-BFGS); start a = (a_min + a_max) / 2.
     """
     sim = CalderonSimulator(n=n, L=L)
     data = neumann_noisy.detach().cpu().double()
-    sigma = (sigma_rel * data.abs()).clamp_min(1e-3 * sigma_rel * float(data.abs().mean()))
+    sigma = (sigma_rel * data.abs()).clamp_min(1e-3 * float(data.abs().mean()))
     problem = InverseProblem(sim, data, sigma, H1Seminorm(sim.grid))
     a0 = 0.5 * (DATASET_DEFAULTS["a_min"] + DATASET_DEFAULTS["a_max"])
     m0 = torch.full((n, n), math.log(a0), dtype=torch.float64)
     t0 = time.perf_counter()
     dp = discrepancy_principle(problem, m0, minimize_lbfgs, beta0=float(problem.num_data), maxiter=maxiter,
-                               max_solves=max_solves, gtol=1e-6, report=lambda s: None)
+                               max_solves=max_solves, gtol=1e-5, report=lambda s: None)
     seconds = time.perf_counter() - t0
     a = torch.exp(dp.result.m)
     truth = a_true.detach().cpu().double()[None]
@@ -465,8 +472,8 @@ train / validation / test samples.  Data: `{command}` ({metrics['data_seconds']:
 Training (identical for the three networks): AdamW lr {t['lr']:g}, weight decay {t['weight_decay']:g},
 batch {t['batch_size']}, cosine schedule over {t['epochs']} epochs, early stopping after {t['patience']}
 epochs without a better validation loss (best model restored), loss = mean squared error of a (S/m^2); inputs
-standardized per entry (input l, boundary node, channel; per (l, channel) for the
-Dirichlet patterns) and the output by the training set's statistics (stored in the model).
+centred per entry (input l, boundary node, channel) and scaled per (l, channel) (the
+Dirichlet patterns: per (l, channel)), and the output by the training set's statistics (stored in the model).
 
 Errors: median relative L1 error in % over the test set, [quartiles]; noise multiplies the Neumann data
 by (1 + sigma N(0, 1)), the same draws for every method.  PDECO: adjoint L-BFGS on log a, H1
