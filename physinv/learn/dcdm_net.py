@@ -135,13 +135,19 @@ class NetworkDirection:
             pad += [0, n % 2]
         crop = (slice(None),) + tuple(slice(0, n) for n in shape)
         free = _unknowns_mask(operator)
+        masks: dict[tuple, torch.Tensor] = {}  # the mask in each residual dtype/device, made once
 
         def direction(r: torch.Tensor) -> torch.Tensor:
             flat = r.reshape((-1,) + shape).to(dtype=param.dtype, device=param.device)
             with torch.no_grad():
                 q = self.net(torch.nn.functional.pad(flat, pad))[crop]
             q = q.reshape(r.shape).to(dtype=r.dtype, device=r.device)
-            return q if free is None else q * free.to(dtype=r.dtype, device=r.device)
+            if free is None:
+                return q
+            key = (r.dtype, r.device)
+            if key not in masks:
+                masks[key] = free.to(dtype=r.dtype, device=r.device)
+            return q.mul_(masks[key])
 
         return direction
 
