@@ -28,7 +28,6 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib
@@ -49,8 +48,13 @@ from physinv.invert import H1Seminorm, InverseProblem, discrepancy_principle, mi
 from physinv.learn.calderon_data import DATASET_DEFAULTS, network_inputs  # noqa: E402
 from physinv.learn.data import generate, load  # noqa: E402
 from physinv.learn.models import NIO, BoundaryFNO, DeepONet, InputGuard, InputSpec  # noqa: E402
-from physinv.learn.trainer import save_checkpoint  # noqa: E402
-from physinv.learn.train import SupervisedTrainer, TrainConfig, mse  # noqa: E402
+from physinv.learn.workflow import (  # noqa: E402
+    Standardized,
+    load_saved_model,
+    predict,
+    timed_inference,
+    train_and_save,
+)
 from physinv.sims.calderon import CalderonSimulator  # noqa: E402
 from physinv.viz.figures import plot_fields, plot_histories  # noqa: E402
 
@@ -101,44 +105,6 @@ SETTINGS = {
 # ----------------------------------------------------------------------------- pieces
 
 
-class Standardized(torch.nn.Module):
-    """``net`` between input standardization and output de-standardization (statistics as buffers).
-
-    ``x -> (x - mean_x) / std_x -> net -> y_mean + y_std * out``; the
-    statistics are those of the training set and travel in the state dict.
-    """
-
-    def __init__(self, net: torch.nn.Module, x_mean: torch.Tensor, x_std: torch.Tensor, y_mean: float, y_std: float):
-        super().__init__()
-        self.net = net
-        self.register_buffer("x_mean", x_mean.clone())
-        self.register_buffer("x_std", x_std.clone())
-        self.register_buffer("y_mean", torch.tensor(float(y_mean)))
-        self.register_buffer("y_std", torch.tensor(float(y_std)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.y_mean + self.y_std * self.net((x - self.x_mean) / self.x_std)
-
-
-def input_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training-set statistics ``(1, L, n_boundary, C)``: ``(x - mean) / std`` is the standardized input.
-
-    ``mean`` is per entry (input l, boundary node, channel) over the samples: the Neumann data of every
-    sample are dominated by one boundary profile (the response of the mean conductivity), and removing it
-    leaves the sample-to-sample anomaly, which carries the information.  ``std`` is per (l, channel): the
-    standard deviation of that anomaly over samples and boundary nodes (a per-entry std would divide
-    entries that hardly vary by tiny numbers and blow up measurement noise there).  Channels that do not
-    vary over the samples (the Dirichlet patterns) keep their per-(l, channel) mean and std instead.
-    """
-    mean = x.mean(dim=0, keepdim=True)
-    std = (x - mean).pow(2).mean(dim=(0, 2), keepdim=True).sqrt()
-    mean_l = x.mean(dim=(0, 2), keepdim=True)
-    std_l = x.std(dim=(0, 2), keepdim=True).clamp_min(1e-6)
-    constant = std <= 1e-6 * std_l
-    mean = torch.where(constant, mean_l.expand_as(mean), mean)
-    return mean, torch.where(constant, std_l, std).expand_as(mean).clone()
-
-
 def build_model(name: str, n: int, L: int, nb: int, kwargs: dict) -> torch.nn.Module:
     if name == "nio":
         return NIO(n, nb, 2, **kwargs)
@@ -149,10 +115,10 @@ def build_model(name: str, n: int, L: int, nb: int, kwargs: dict) -> torch.nn.Mo
     raise PhysinvError(f"unknown model {name!r}; allowed: {', '.join(METHODS)}")
 
 
-def guarded(name: str, n: int, L: int, nb: int, kwargs: dict, spec: InputSpec,
+def guarded(name: str, kwargs: dict, spec: InputSpec,
             stats: tuple[torch.Tensor, torch.Tensor, float, float]) -> InputGuard:
     """The model as trained and saved: InputGuard(Standardized(net))."""
-    return InputGuard(Standardized(build_model(name, n, L, nb, kwargs), *stats), spec)
+    return InputGuard(Standardized(build_model(name, spec.n, spec.L, spec.n_boundary, kwargs), *stats), spec)
 
 
 def rel_l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -179,26 +145,6 @@ def noise_seed(seed: int, sigma: float) -> int:
     return 1_000_003 * (seed + 1) + int(round(sigma * 1e4))
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
-
-
-def timed_inference(model: torch.nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
-    """Seconds per sample, one batch of all test samples; fastest of ``repeats`` (interference only adds)."""
-    times = []
-    for _ in range(repeats):
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        predict(model, x, batch=len(x))
-        if x.is_cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times) / len(x)
-
-
 def dataset_file(out: Path, cfg: dict, seed: int) -> tuple[Path, dict, int]:
     params = {"n": cfg["n"], "L": cfg["L"]}
     total = cfg["n_train"] + cfg["n_val"] + cfg["n_test"]
@@ -217,52 +163,9 @@ def make_data(out: Path, cfg: dict, seed: int, progress: bool = True):
     return data, path, command, seconds
 
 
-def train_model(name: str, cfg: dict, data: dict, out: Path, device: torch.device, seed: int,
-                resume: bool, progress: bool = True) -> dict:
-    """Train one model (same config for all), save its guarded checkpoint, return model and records."""
-    x_tr, y_tr, x_va, y_va = data["x_train"], data["y_train"], data["x_val"], data["y_val"]
-    n, L, nb = y_tr.shape[1], x_tr.shape[1], x_tr.shape[2]
-    spec = InputSpec.from_data(x_tr, y_tr)
-    x_mean, x_std = input_statistics(x_tr)
-    stats = (x_mean, x_std, float(y_tr.mean()), float(y_tr.std()))
-    torch.manual_seed(seed)  # the same initialization stream for every model
-    kwargs = cfg["models"][name]
-    model = guarded(name, n, L, nb, kwargs, spec, stats)
-    params = sum(p.numel() for p in model.parameters())
-    config = TrainConfig(scheduler="cosine", seed=seed, **cfg["train"])
-    models_dir = out / "models"
-    trainer = SupervisedTrainer(model, config, loss_fn=mse, checkpoint_path=models_dir / f"{name}_train.pt",
-                                log_path=models_dir / f"{name}_log.jsonl", device=str(device),
-                                signature={**model.signature(), "model_kwargs": kwargs}, progress=progress)
-    t0 = time.perf_counter()
-    result = trainer.fit((x_tr, y_tr), (x_va, y_va), resume=resume)
-    seconds = time.perf_counter() - t0
-    if resume:  # epochs run before a resume count too
-        seconds = float(sum(h["time_s"] for h in result.history))
-    model = trainer.model
-    spec_dict = asdict(spec)
-    save_checkpoint(models_dir / f"{name}.pt", {
-        "physinv_version": physinv.__version__, "model": name, "model_kwargs": kwargs,
-        "input_spec": spec_dict, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "best_epoch": result.best_epoch, "best_val_mse": result.best_val,
-    })
-    return dict(model=model, params=params, seconds=seconds, result=result, spec=spec, stats=stats)
-
-
-def load_guarded(path: Path) -> InputGuard:
-    """Rebuild a saved model: the checkpoint's InputSpec pins the input format it accepts."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    spec = InputSpec(**ck["input_spec"])
-    sd = ck["state_dict"]
-    stats = (sd["model.x_mean"], sd["model.x_std"], float(sd["model.y_mean"]), float(sd["model.y_std"]))
-    model = guarded(ck["model"], spec.n, spec.L, spec.n_boundary, ck["model_kwargs"], spec, stats)
-    model.load_state_dict(sd)
-    return model.eval()
-
-
 def check_reload(path: Path, x: torch.Tensor, expected: torch.Tensor) -> tuple[bool, bool]:
     """(reloaded model reproduces the predictions, reloaded model refuses L-1 inputs)."""
-    model = load_guarded(path)
+    model = load_saved_model(path, guarded)
     same = bool(torch.allclose(predict(model, x.cpu()), expected.cpu(), rtol=1e-5, atol=1e-5))
     try:
         model(x[:1, :-1].cpu())
@@ -323,7 +226,8 @@ def run(args: argparse.Namespace) -> dict:
     trained = {}
     for name in METHODS:
         print(f"  training {LABELS[name]} ...", flush=True)
-        trained[name] = train_model(name, cfg, data, out, device, args.seed, args.resume, progress)
+        trained[name] = train_and_save(name, guarded, cfg["models"][name], cfg["train"], data, out / "models", device,
+                                       args.seed, args.resume, progress)
         r = trained[name]["result"]
         print(f"  {LABELS[name]:9s} {trained[name]['params']} parameters, {r.epoch} epochs (best {r.best_epoch}), "
               f"{trained[name]['seconds']:.1f} s, best val MSE {r.best_val:.3g}", flush=True)

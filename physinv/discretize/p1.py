@@ -27,7 +27,81 @@ from physinv.discretize.dirichlet import masked_apply, masked_csr
 from physinv.discretize.mesh import TriMesh
 
 
-class P1PoissonOperator:
+def torch_csr(matrix: sp.spmatrix, dtype=torch.float64, device=None) -> torch.Tensor:
+    """A scipy sparse matrix as a torch sparse CSR tensor."""
+    matrix = matrix.tocsr()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(matrix.indptr), torch.from_numpy(matrix.indices),
+            torch.from_numpy(matrix.data), size=matrix.shape, check_invariants=False,
+        ).to(device=device, dtype=dtype)
+
+
+class P1Elements:
+    """Element data of P1 on a triangle mesh: reference stiffness and mass, scatter, CSR assembly.
+
+    ``ref_stiffness[e] = |e| G_e G_e^T`` and ``ref_mass[e] = |e| / 12 (1 + delta_ij)``,
+    ``(n_cells, 3, 3)``; no boundary conditions (see :class:`P1PoissonOperator`).
+    """
+
+    def __init__(self, mesh: TriMesh, dtype=torch.float64, device=None):
+        self.mesh = mesh
+        p = mesh.points[mesh.cells]  # (m, 3, 2)
+        area = mesh.areas()
+        # gradients of barycentric coordinates: rows of inv([[1, x, y]])[1:]
+        ones = np.ones((mesh.num_cells, 3, 1))
+        grads = np.linalg.inv(np.concatenate([ones, p], axis=2))[:, 1:, :].transpose(0, 2, 1)
+        ref_stiff = area[:, None, None] * grads @ grads.transpose(0, 2, 1)
+        ref_mass = area[:, None, None] / 12.0 * (np.ones((3, 3)) + np.eye(3))
+        self.cells = torch.from_numpy(mesh.cells).to(device)
+        self.ref_stiffness = torch.from_numpy(ref_stiff).to(dtype=dtype, device=device)
+        self.ref_mass = torch.from_numpy(ref_mass).to(dtype=dtype, device=device)
+
+    def cell_kappa(self, kappa: torch.Tensor) -> torch.Tensor:
+        """kappa per cell from nodal ``(n_nodes,)`` or cell ``(n_cells,)`` values."""
+        if kappa.shape[-1:] == (self.mesh.num_cells,):
+            return kappa
+        if kappa.shape[-1:] == (self.mesh.num_nodes,):
+            return kappa[..., self.cells].mean(dim=-1)
+        raise ShapeMismatchError(
+            f"kappa has shape {tuple(kappa.shape)}; expected (n_nodes,)={self.mesh.num_nodes} "
+            f"(nodal P1) or (n_cells,)={self.mesh.num_cells} (piecewise constant)"
+        )
+
+    def _scatter(self, local: torch.Tensor) -> torch.Tensor:
+        """Sum element contributions ``(..., m, 3)`` into nodes ``(..., n)``."""
+        out = local.new_zeros(local.shape[:-2] + (self.mesh.num_nodes,))
+        return out.index_add(-1, self.cells.reshape(-1), local.reshape(local.shape[:-2] + (-1,)))
+
+    def apply_raw(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Unconstrained stiffness product ``K(kappa) u``."""
+        k = self.cell_kappa(kappa)
+        local = torch.einsum("eij,...ej->...ei", self.ref_stiffness, u[..., self.cells])
+        return self._scatter(k[..., None] * local)
+
+    def _csr(self, local: np.ndarray) -> sp.csr_matrix:
+        cells = self.mesh.cells
+        rows = np.repeat(cells, 3, axis=1).ravel()
+        cols = np.tile(cells, (1, 3)).ravel()
+        n = self.mesh.num_nodes
+        return sp.coo_matrix((local.ravel(), (rows, cols)), shape=(n, n)).tocsr()
+
+    def mass_apply(self, u: torch.Tensor) -> torch.Tensor:
+        """Consistent P1 mass matrix product ``M u``."""
+        return self._scatter(torch.einsum("eij,...ej->...ei", self.ref_mass, u[..., self.cells]))
+
+    def assemble_mass(self) -> sp.csr_matrix:
+        """Consistent P1 mass matrix ``M`` as scipy CSR."""
+        return self._csr(self.ref_mass.cpu().numpy())
+
+    def assemble_raw(self, kappa: torch.Tensor) -> sp.csr_matrix:
+        """Unconstrained stiffness ``K(kappa)`` as scipy CSR (float64)."""
+        k = self.cell_kappa(kappa.detach().to(torch.float64).cpu()).numpy()
+        return self._csr(k[:, None, None] * self.ref_stiffness.cpu().numpy())
+
+
+class P1PoissonOperator(P1Elements):
     """Matrix-free P1 stiffness ``u -> K(kappa) u`` with Dirichlet nodes eliminated.
 
     Parameters
@@ -45,7 +119,7 @@ class P1PoissonOperator:
     symmetric = True
 
     def __init__(self, mesh: TriMesh, dirichlet_nodes=None, dtype=torch.float64, device=None):
-        self.mesh = mesh
+        super().__init__(mesh, dtype, device)
         if dirichlet_nodes is None:
             dirichlet_nodes = mesh.boundary_nodes()
         dirichlet_nodes = np.asarray(dirichlet_nodes, dtype=np.int64)
@@ -54,31 +128,10 @@ class P1PoissonOperator:
         mask = torch.zeros(mesh.num_nodes, dtype=torch.bool)
         mask[torch.from_numpy(dirichlet_nodes)] = True
         self.dirichlet_mask = mask.to(device)
-        p = mesh.points[mesh.cells]  # (m, 3, 2)
-        area = mesh.areas()
-        # gradients of barycentric coordinates: rows of inv([[1, x, y]])[1:]
-        ones = np.ones((mesh.num_cells, 3, 1))
-        grads = np.linalg.inv(np.concatenate([ones, p], axis=2))[:, 1:, :].transpose(0, 2, 1)
-        ref_stiff = area[:, None, None] * grads @ grads.transpose(0, 2, 1)
-        ref_mass = area[:, None, None] / 12.0 * (np.ones((3, 3)) + np.eye(3))
-        self.cells = torch.from_numpy(mesh.cells).to(device)
-        self.ref_stiffness = torch.from_numpy(ref_stiff).to(dtype=dtype, device=device)
-        self.ref_mass = torch.from_numpy(ref_mass).to(dtype=dtype, device=device)
 
     @property
     def state_shape(self) -> tuple[int, ...]:
         return (self.mesh.num_nodes,)
-
-    def cell_kappa(self, kappa: torch.Tensor) -> torch.Tensor:
-        """kappa per cell from nodal ``(n_nodes,)`` or cell ``(n_cells,)`` values."""
-        if kappa.shape[-1:] == (self.mesh.num_cells,):
-            return kappa
-        if kappa.shape[-1:] == (self.mesh.num_nodes,):
-            return kappa[..., self.cells].mean(dim=-1)
-        raise ShapeMismatchError(
-            f"kappa has shape {tuple(kappa.shape)}; expected (n_nodes,)={self.mesh.num_nodes} "
-            f"(nodal P1) or (n_cells,)={self.mesh.num_cells} (piecewise constant)"
-        )
 
     def check_kappa(self, kappa: torch.Tensor) -> None:
         self.cell_kappa(kappa)
@@ -90,17 +143,6 @@ class P1PoissonOperator:
                 f"{name} has shape {tuple(u.shape)}; expected trailing dimension "
                 f"n_nodes={self.mesh.num_nodes} of this mesh"
             )
-
-    def _scatter(self, local: torch.Tensor) -> torch.Tensor:
-        """Sum element contributions ``(..., m, 3)`` into nodes ``(..., n)``."""
-        out = local.new_zeros(local.shape[:-2] + (self.mesh.num_nodes,))
-        return out.index_add(-1, self.cells.reshape(-1), local.reshape(local.shape[:-2] + (-1,)))
-
-    def apply_raw(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Unconstrained stiffness product ``K(kappa) u``."""
-        k = self.cell_kappa(kappa)
-        local = torch.einsum("eij,...ej->...ei", self.ref_stiffness, u[..., self.cells])
-        return self._scatter(k[..., None] * local)
 
     def apply(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """SPD operator with Dirichlet nodes eliminated: ``(P K P + I - P) u``."""
@@ -119,14 +161,7 @@ class P1PoissonOperator:
 
     def bind(self, kappa: torch.Tensor):
         """``u -> K(kappa) u`` (Dirichlet-eliminated) for a fixed ``kappa``, as a torch sparse CSR product."""
-        matrix = self.assemble(kappa).tocsr()
-        device, dtype = self.ref_stiffness.device, self.ref_stiffness.dtype
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            csr = torch.sparse_csr_tensor(
-                torch.from_numpy(matrix.indptr), torch.from_numpy(matrix.indices),
-                torch.from_numpy(matrix.data), size=matrix.shape, check_invariants=False,
-            ).to(device=device, dtype=dtype)
+        csr = torch_csr(self.assemble(kappa), self.ref_stiffness.dtype, self.ref_stiffness.device)
 
         def matvec(u: torch.Tensor) -> torch.Tensor:
             flat = u.reshape(-1, self.mesh.num_nodes).T
@@ -134,32 +169,16 @@ class P1PoissonOperator:
 
         return matvec
 
-    def mass_apply(self, u: torch.Tensor) -> torch.Tensor:
-        """Consistent P1 mass matrix product ``M u``."""
-        return self._scatter(torch.einsum("eij,...ej->...ei", self.ref_mass, u[..., self.cells]))
-
     def diagonal(self, kappa: torch.Tensor) -> torch.Tensor:
         k = self.cell_kappa(kappa)
         local = k[..., None] * torch.diagonal(self.ref_stiffness, dim1=-2, dim2=-1)
         free = (~self.dirichlet_mask).to(local.dtype)
         return free * self._scatter(local) + (1 - free)
 
-    def _csr(self, local: np.ndarray) -> sp.csr_matrix:
-        cells = self.mesh.cells
-        rows = np.repeat(cells, 3, axis=1).ravel()
-        cols = np.tile(cells, (1, 3)).ravel()
-        n = self.mesh.num_nodes
-        return sp.coo_matrix((local.ravel(), (rows, cols)), shape=(n, n)).tocsr()
-
     def assemble(self, kappa: torch.Tensor) -> sp.csr_matrix:
         """The matrix of :meth:`apply` as scipy CSR (float64)."""
         self.check_kappa(kappa)
-        k = self.cell_kappa(kappa.detach().to(torch.float64).cpu()).numpy()
-        raw = self._csr(k[:, None, None] * self.ref_stiffness.cpu().numpy())
-        return masked_csr(raw, ~self.dirichlet_mask.cpu().numpy())
-
-    def assemble_mass(self) -> sp.csr_matrix:
-        return self._csr(self.ref_mass.cpu().numpy())
+        return masked_csr(self.assemble_raw(kappa), ~self.dirichlet_mask.cpu().numpy())
 
     def rhs(
         self,

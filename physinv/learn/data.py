@@ -94,7 +94,7 @@ _REGISTRY: dict[str, DatasetGenerator] = {}
 
 #: Modules that register generators when imported; imported on the first look-up
 #: of the registry (add a module here when a simulator module registers a data set).
-DATASET_MODULES: list[str] = ["physinv.learn.calderon_data"]
+DATASET_MODULES: list[str] = ["physinv.learn.calderon_data", "physinv.learn.eit_data"]
 _imported: set[str] = set()
 
 

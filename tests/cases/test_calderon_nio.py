@@ -12,6 +12,7 @@ import torch
 
 from physinv.core.errors import ShapeMismatchError
 from physinv.learn.data import read_metadata
+from physinv.learn.workflow import load_saved_model
 
 CASE = Path(__file__).resolve().parents[2] / "cases" / "calderon_nio.py"
 REQUIRED = (
@@ -55,7 +56,7 @@ def test_smoke_run_writes_everything_and_pdeco_improves(tmp_path):
         assert metrics[f"{name}_checkpoint_reload_ok"] == 1.0
         assert metrics[f"{name}_checkpoint_refuses_other_L"] == 1.0
     # a reloaded model refuses another number of boundary inputs with a clear error
-    model = case.load_guarded(out / "models" / "nio.pt")
+    model = load_saved_model(out / "models" / "nio.pt", case.guarded)
     spec = model.spec
     with pytest.raises(ShapeMismatchError, match="L="):
         model(torch.zeros(1, spec.L + 2, spec.n_boundary, spec.channels))

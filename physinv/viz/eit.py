@@ -1,0 +1,75 @@
+"""EIT figures: electrode numbering and protocol, phantoms beside their reconstructions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from physinv.viz.figures import _save  # noqa: E402
+
+
+def plot_protocol(points: np.ndarray, cells: np.ndarray, electrode_edges: Sequence[np.ndarray],
+                  currents: np.ndarray, measurements: np.ndarray, path: str | Path, pattern: int = 0,
+                  measurement: int = 2) -> Path:
+    """The mesh, electrodes ``1..L`` numbered as in the arrays (``+1``), one current pattern
+    (red: current in, blue: out) and one measurement (the pair whose voltage difference is read)."""
+    fig, ax = plt.subplots(figsize=(5.2, 5.2))
+    ax.triplot(points[:, 0], points[:, 1], cells, color="0.8", lw=0.4)
+    currents = np.asarray(currents)
+    meas = np.asarray(measurements)
+    for k, edges in enumerate(electrode_edges):
+        p = points[np.asarray(edges)]
+        current = currents[pattern, k]
+        colour = "tab:red" if current > 0 else ("tab:blue" if current < 0 else "k")
+        for seg in p:
+            ax.plot(seg[:, 0], seg[:, 1], color=colour, lw=4, solid_capstyle="butt")
+        centre = p.reshape(-1, 2).mean(axis=0)
+        direction = centre / max(np.linalg.norm(centre), 1e-12)
+        label = f"{k + 1}" + (f"\n{current:+g} A" if current else "")
+        ax.text(*(centre + 0.13 * direction), label, ha="center", va="center", fontsize=8, color=colour)
+        if meas[measurement, k]:
+            ax.plot(*(centre - 0.07 * direction), marker="v" if meas[measurement, k] > 0 else "^", color="tab:green",
+                    ms=7)
+    ax.annotate("", xy=(0.0, 1.32), xytext=(0.45, 1.25),
+                arrowprops=dict(arrowstyle="->", color="0.3", connectionstyle="arc3,rad=0.15"))
+    ax.text(0.22, 1.38, "numbering", fontsize=8, color="0.3", ha="center")
+    ax.set_aspect("equal")
+    ax.set_xlim(-1.45, 1.45)
+    ax.set_ylim(-1.45, 1.45)
+    ax.set_title(f"electrodes (counter-clockwise from (1, 0)), current pattern {pattern + 1}\n"
+                 f"green: measurement {measurement + 1} = U(v) - U(^)", fontsize=9)
+    ax.axis("off")
+    return _save(fig, path)
+
+
+def plot_reconstructions(rows: Sequence[Mapping[str, np.ndarray]], mask: np.ndarray, path: str | Path,
+                         row_titles: Sequence[str] = (), captions: Sequence[Mapping[str, str]] = (),
+                         title: str = "") -> Path:
+    """A grid of conductivity images on the pixel grid of ``[-1, 1]^2`` (``[i, j]`` = row ``i`` from
+    the bottom): one row per sample, one column per method (the first is the truth); one colour scale
+    per row; pixels outside ``mask`` blank."""
+    names = list(rows[0])
+    fig, axes = plt.subplots(len(rows), len(names), figsize=(2.6 * len(names), 2.4 * len(rows)), squeeze=False)
+    for r, row in enumerate(rows):
+        images = {name: np.where(mask, np.asarray(row[name], dtype=float), np.nan) for name in names}
+        vmin = min(np.nanmin(im) for im in images.values())
+        vmax = max(np.nanmax(im) for im in images.values())
+        for c, name in enumerate(names):
+            ax = axes[r, c]
+            im = ax.imshow(images[name], origin="lower", extent=(-1, 1, -1, 1), cmap="viridis", vmin=vmin, vmax=vmax)
+            caption = captions[r].get(name, "") if r < len(captions) else ""
+            ax.set_title(name + (f"\n{caption}" if caption else ""), fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0 and r < len(row_titles):
+                ax.set_ylabel(row_titles[r], fontsize=8)
+        fig.colorbar(im, ax=axes[r, -1], fraction=0.046, pad=0.04, label="S/m")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
