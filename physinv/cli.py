@@ -21,7 +21,7 @@ from pathlib import Path
 
 from physinv.core.errors import PhysinvError, UnknownNameError
 
-VALIDATIONS = {"poisson": "physinv.validate.poisson", "flame": "physinv.validate.flame"}
+VALIDATIONS = {"poisson": "physinv.validate.poisson", "flame": "physinv.validate.flame", "eit": "physinv.validate.eit"}
 
 
 def cases_dir() -> Path:
