@@ -104,7 +104,7 @@ class ElectrodeMesh:
         :class:`MissingElectrodesError`.
         """
         meshio = require("meshio", "fem", "reading mesh files")
-        data = meshio.read(str(path))
+        data = meshio.read(str(path), file_format="gmsh")
         numbers = {}
         for name, (tag, dim) in data.field_data.items():
             match = _ELECTRODE_NAME.match(name)

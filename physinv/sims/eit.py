@@ -46,6 +46,8 @@ number of cells.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -63,6 +65,7 @@ __all__ = [
     "EITSimulator",
     "INJECTIONS",
     "MEASUREMENTS",
+    "add_noise",
     "check_currents",
     "injection_pattern",
     "measurement_pattern",
@@ -126,6 +129,22 @@ def check_currents(currents: np.ndarray, n_electrodes: int, what: str = "current
             "must sum to zero (what enters the body leaves it) and be nonzero"
         )
     return currents
+
+
+def add_noise(data: torch.Tensor, level: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """White Gaussian noise relative to each sample's RMS: ``d + level * rms(d) * N(0, 1)``.
+
+    ``data`` is ``(..., n_patterns, n_measurements)``; the RMS is over the last
+    two axes (one sample's data).  Returns the noisy data and the noise standard
+    deviation per sample ``(...,)`` (V).  Seeded: the same draws for every method.
+    """
+    if not (level >= 0 and math.isfinite(level)):
+        raise InvalidParameterError(f"noise level must be a finite number >= 0; got {level}")
+    d = data.detach().to(torch.float64).cpu()
+    std = level * d.pow(2).mean(dim=(-2, -1)).sqrt()
+    xi = torch.randn(d.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
+    noisy = d + std[..., None, None] * xi
+    return noisy.to(data.dtype).to(data.device), std
 
 
 class _EITBase(Simulator):
