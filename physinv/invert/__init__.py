@@ -1,19 +1,35 @@
-"""Inverse solvers: problems, regularizers, adjoint L-BFGS, Gauss-Newton-CG, discrepancy principle."""
+"""Inverse solvers: problems, regularizers, adjoint L-BFGS, Gauss-Newton-CG, discrepancy principle, classic EIT."""
 
 from physinv.invert.discrepancy import DiscrepancyResult, discrepancy_principle
+from physinv.invert.eit import (
+    CellSmoothness,
+    CellTotalVariation,
+    EITReconstruction,
+    cell_regularizer,
+    homogeneous_fit,
+    reconstruct_absolute,
+    reconstruct_difference,
+)
 from physinv.invert.optimize import OptimizationResult, minimize_gauss_newton, minimize_lbfgs
 from physinv.invert.problem import IdentityParametrization, InverseProblem, LogParametrization
 from physinv.invert.regularizers import H1Seminorm, TotalVariation
 
 __all__ = [
+    "CellSmoothness",
+    "CellTotalVariation",
     "DiscrepancyResult",
+    "EITReconstruction",
     "H1Seminorm",
     "IdentityParametrization",
     "InverseProblem",
     "LogParametrization",
     "OptimizationResult",
     "TotalVariation",
+    "cell_regularizer",
     "discrepancy_principle",
+    "homogeneous_fit",
     "minimize_gauss_newton",
     "minimize_lbfgs",
+    "reconstruct_absolute",
+    "reconstruct_difference",
 ]
