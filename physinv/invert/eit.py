@@ -86,9 +86,12 @@ import torch
 
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
 from physinv.discretize.mesh import TriMesh
+from physinv.sims.eit import driven_measurements
 
 __all__ = [
+    "ALPHA_RULES",
     "EIT_REGULARIZERS",
+    "lcurve_corner",
     "CellGraph",
     "CellSmoothness",
     "CellTotalVariation",
@@ -96,7 +99,6 @@ __all__ = [
     "cell_graph",
     "cell_regularizer",
     "data_space",
-    "driven_measurements",
     "homogeneous_fit",
     "log_conductivity_jacobian",
     "reconstruct_absolute",
@@ -104,6 +106,7 @@ __all__ = [
 ]
 
 EIT_REGULARIZERS = ("tikhonov", "tv")
+ALPHA_RULES = ("discrepancy", "lcurve")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -260,13 +263,6 @@ def cell_regularizer(name: str, mesh_or_graph, tv_beta: float = 0.05, gamma: flo
 # --------------------------------------------------------------------------------------------------
 # data, noise, Jacobian
 # --------------------------------------------------------------------------------------------------
-
-
-def driven_measurements(sim) -> torch.Tensor:
-    """Boolean ``(n_patterns, n_measurements)``: measurement touches an electrode that carries current."""
-    currents = torch.as_tensor(np.abs(np.asarray(sim.currents)) > 0, dtype=torch.float64)
-    meas = torch.as_tensor(np.abs(np.asarray(sim.measurement_matrix)) > 0, dtype=torch.float64)
-    return (currents @ meas.T) > 0
 
 
 def data_space(sim, noise_std=1.0, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -546,16 +542,55 @@ def _gauss_newton(prob: _AbsoluteProblem, x: torch.Tensor, alpha: float, max_ite
     return x, r, max_iter, False
 
 
+def _projected_misfit(prob: _AbsoluteProblem, r: torch.Tensor) -> float:
+    if prob.basis is not None:
+        r = prob.basis.T @ r
+    return float(r @ r)
+
+
+def lcurve_corner(alphas, misfits, penalties) -> int:
+    """Index of the L-curve corner: the largest curvature of ``(log misfit, log R)`` as a curve in ``log alpha``
+    (Hansen's L-curve criterion; derivatives by second-order finite differences, end points excluded)."""
+    t = np.log(np.asarray(alphas, dtype=float))
+    rho = np.log(np.maximum(np.asarray(misfits, dtype=float), 1e-300))
+    eta = np.log(np.maximum(np.asarray(penalties, dtype=float), 1e-300))
+    if t.size < 3:
+        raise InvalidParameterError(f"the L-curve needs at least 3 alphas; got {t.size}")
+    d_rho, d_eta = np.gradient(rho, t), np.gradient(eta, t)
+    dd_rho, dd_eta = np.gradient(d_rho, t), np.gradient(d_eta, t)
+    curvature = (d_rho * dd_eta - dd_rho * d_eta) / np.maximum(d_rho**2 + d_eta**2, 1e-300) ** 1.5
+    return int(np.argmax(curvature[1:-1])) + 1
+
+
+def _lcurve_sweep(prob: _AbsoluteProblem, x: torch.Tensor, alpha0: float, alpha_factor: float, count: int,
+                  max_iter: int, rtol: float, max_step: float, history: list[float], bar, counter: list[int]):
+    """Solve for ``alpha0 / q^k``, ``k = 0..count-1`` (warm starts), keep the L-curve corner.
+    Returns ``(alpha, x, r, path)``."""
+    path, states = [], []
+    alpha = alpha0
+    for _ in range(count):
+        x, r, its, _conv = _gauss_newton(prob, x, alpha, max_iter, rtol, max_step, history, bar, counter)
+        path.append((alpha, prob.ratio(r), its))
+        states.append((alpha, _projected_misfit(prob, r), prob.reg_value(x), x, r))
+        alpha /= alpha_factor
+    corner = lcurve_corner(*zip(*[(a, f, p) for a, f, p, _, _ in states]))
+    alpha, _, _, x, r = states[corner]
+    prob.residual(x)  # the cached forward data belong to x again
+    return alpha, x, r, path
+
+
 def reconstruct_absolute(
     sim,
     data,
     noise_std,
     regularizer: str = "tv",
     alpha: float | None = None,
+    alpha_rule: str = "discrepancy",
     tau: float = 1.05,
     alpha0: float | None = None,
     alpha_factor: float = 2.0,
     max_alphas: int = 30,
+    lcurve_alphas: int = 16,
     max_iter: int = 8,
     rtol: float = 1e-3,
     tv_beta: float = 0.05,
@@ -588,6 +623,10 @@ def reconstruct_absolute(
         (100 times the weight at which regularization and data curvatures balance).  If the
         misfit ratio at ``alpha0`` is already ``<= tau``, alpha is increased instead (cold
         starts) until it exceeds ``tau``, and the last alpha below is kept.
+    alpha_rule, lcurve_alphas
+        How ``alpha=None`` is chosen: ``"discrepancy"`` (above) or ``"lcurve"``: solve for
+        ``lcurve_alphas`` values ``alpha0 / alpha_factor^k`` (warm starts) and keep the corner of
+        the L-curve (:func:`lcurve_corner`; misfit on the projected data, as the discrepancy test).
     max_iter, rtol, max_step
         Gauss-Newton steps per alpha; stop when a step lowers ``Phi`` by less than
         ``rtol * Phi``; steps are scaled to ``max|delta m| <= max_step``.
@@ -616,11 +655,13 @@ def reconstruct_absolute(
     if alpha is not None:
         alpha = _check_positive("alpha", alpha)
     tau = _check_positive("tau", tau)
+    if alpha_rule not in ALPHA_RULES:
+        raise UnknownNameError(f"unknown alpha rule {alpha_rule!r}; allowed: {', '.join(ALPHA_RULES)}")
     if not (math.isfinite(alpha_factor) and alpha_factor > 1):
         raise InvalidParameterError(f"alpha_factor must be > 1; got {alpha_factor}")
     if max_alphas < 1 or max_iter < 1:
         raise InvalidParameterError("max_alphas and max_iter must be >= 1")
-    keep = ~driven_measurements(sim) if exclude_driven else torch.ones(data.shape, dtype=torch.bool)
+    keep = ~driven_measurements(sim.currents, sim.measurement_matrix) if exclude_driven else torch.ones(data.shape, dtype=torch.bool)
     if not bool(keep.any()):
         raise InvalidParameterError("every measurement touches a driven electrode; use exclude_driven=False")
 
@@ -648,7 +689,14 @@ def reconstruct_absolute(
             alpha = _check_positive("alpha0", alpha0)
             path, converged, message = [], False, ""
             x_start = x
-            if history[0] <= tau:  # the best homogeneous conductivity explains the data already
+            if alpha_rule == "lcurve":
+                if lcurve_alphas < 3:
+                    raise InvalidParameterError(f"lcurve_alphas must be >= 3; got {lcurve_alphas}")
+                alpha, x, r, path = _lcurve_sweep(prob, x, alpha, alpha_factor, lcurve_alphas, max_iter, rtol,
+                                                  max_step, history, bar, counter)
+                converged = True
+                message = f"L-curve corner: alpha = {alpha:.4g} of {lcurve_alphas} values"
+            elif history[0] <= tau:  # the best homogeneous conductivity explains the data already
                 alpha, converged = math.inf, True
                 message = f"discrepancy principle: the homogeneous fit has misfit ratio {history[0]:.3f} <= tau"
             else:
@@ -745,7 +793,7 @@ def reconstruct_difference(
         alpha = _check_positive("alpha", alpha)
     tau = _check_positive("tau", tau)
     n = sim.parameter_shape[0]
-    keep = ~driven_measurements(sim) if exclude_driven else torch.ones(data.shape, dtype=torch.bool)
+    keep = ~driven_measurements(sim.currents, sim.measurement_matrix) if exclude_driven else torch.ones(data.shape, dtype=torch.bool)
     keep = keep.reshape(-1)
     if sigma_ref is None:
         sigma0, k_fit = homogeneous_fit(sim, data_ref, noise, mask=keep.reshape(data.shape), fit_contact=True)

@@ -50,10 +50,12 @@ def phantom_from_row(row: np.ndarray, background: float = 1.0) -> Phantom:
     return Phantom(float(background), tuple(Inclusion(*map(float, r)) for r in row if r[2] > 0))
 
 
-def network_inputs(voltages: torch.Tensor, injection: str = "adjacent") -> torch.Tensor:
+def network_inputs(voltages: torch.Tensor, injection: str = "adjacent", keep: torch.Tensor | None = None
+                   ) -> torch.Tensor:
     """``(B, n_patterns, n_measurements)`` data -> ``(B, n_patterns, n_measurements, 2)`` network input:
     channel 0 the injected currents of each pattern (at the electrodes; needs ``n_measurements == L``),
-    channel 1 the measured voltages."""
+    channel 1 the measured voltages, set to 0 where ``keep`` (``(n_patterns, n_measurements)`` bool) is
+    false (e.g. ``~driven_measurements(...)``: the networks then see exactly the data a classic method uses)."""
     if voltages.ndim != 3:
         raise InvalidParameterError(f"voltages must have shape (B, n_patterns, n_measurements); got "
                                     f"{tuple(voltages.shape)}")
@@ -62,6 +64,8 @@ def network_inputs(voltages: torch.Tensor, injection: str = "adjacent") -> torch
     if currents.shape[0] != n_patterns:
         raise InvalidParameterError(f"{n_patterns} patterns do not match the {injection!r} protocol with "
                                     f"{n_meas} electrodes ({currents.shape[0]} patterns)")
+    if keep is not None:
+        voltages = voltages * torch.as_tensor(keep, device=voltages.device).to(voltages.dtype)
     return torch.stack([currents.expand_as(voltages), voltages], dim=-1)
 
 

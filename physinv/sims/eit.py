@@ -67,6 +67,7 @@ __all__ = [
     "MEASUREMENTS",
     "add_noise",
     "check_currents",
+    "driven_measurements",
     "injection_pattern",
     "measurement_pattern",
 ]
@@ -131,17 +132,30 @@ def check_currents(currents: np.ndarray, n_electrodes: int, what: str = "current
     return currents
 
 
-def add_noise(data: torch.Tensor, level: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def driven_measurements(currents, measurement_matrix) -> torch.Tensor:
+    """Boolean ``(n_patterns, n_measurements)``: the measurement involves an electrode that carries current
+    in that pattern (3 of 16 per pattern for adjacent/adjacent).  Those voltages include the contact
+    voltage drop, so they depend on the poorly known contact impedance; EIT systems usually skip them."""
+    driven = torch.as_tensor(np.abs(np.asarray(currents)) > 0, dtype=torch.float64)
+    used = torch.as_tensor(np.abs(np.asarray(measurement_matrix)) > 0, dtype=torch.float64)
+    return (driven @ used.T) > 0
+
+
+def add_noise(data: torch.Tensor, level: float, seed: int, keep: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """White Gaussian noise relative to each sample's RMS: ``d + level * rms(d) * N(0, 1)``.
 
     ``data`` is ``(..., n_patterns, n_measurements)``; the RMS is over the last
-    two axes (one sample's data).  Returns the noisy data and the noise standard
-    deviation per sample ``(...,)`` (V).  Seeded: the same draws for every method.
+    two axes (one sample's data), over the entries where ``keep`` (``(n_patterns,
+    n_measurements)`` bool) is true if given.  Returns the noisy data and the noise
+    standard deviation per sample ``(...,)`` (V).  Seeded: the same draws for every method.
     """
     if not (level >= 0 and math.isfinite(level)):
         raise InvalidParameterError(f"noise level must be a finite number >= 0; got {level}")
     d = data.detach().to(torch.float64).cpu()
-    std = level * d.pow(2).mean(dim=(-2, -1)).sqrt()
+    if keep is None:
+        keep = torch.ones(d.shape[-2:], dtype=torch.bool)
+    std = level * d[..., keep].pow(2).mean(dim=-1).sqrt()
     xi = torch.randn(d.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
     noisy = d + std[..., None, None] * xi
     return noisy.to(data.dtype).to(data.device), std

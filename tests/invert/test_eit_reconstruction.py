@@ -14,6 +14,7 @@ from physinv.invert.eit import (
     cell_regularizer,
     data_space,
     homogeneous_fit,
+    lcurve_corner,
     log_conductivity_jacobian,
     reconstruct_absolute,
     reconstruct_difference,
@@ -202,6 +203,30 @@ def test_fixed_alpha_and_options(sims):
     assert out.alpha == 50.0 and out.contact_scale == 1.0 and out.num_data == 208  # 16 x 13 kept
     assert out.misfit_ratio < out.misfit_history[0]
     assert 1 <= out.iterations <= 6
+
+
+def test_lcurve_corner_of_a_known_curve():
+    """An exact L: misfit flat for large alpha then growing, penalty the mirror image; the corner is
+    where the two branches meet (alpha = 1 in the middle of the log grid)."""
+    alphas = np.logspace(3, -3, 25)
+    t = np.log(alphas)
+    misfit = np.exp(np.logaddexp(0.0, 3.0 * t))      # ~1 for alpha << 1, ~alpha^3 above
+    penalty = np.exp(np.logaddexp(0.0, -3.0 * t))    # ~1 for alpha >> 1, ~alpha^-3 below
+    assert lcurve_corner(alphas, misfit, penalty) == 12
+    with pytest.raises(InvalidParameterError):
+        lcurve_corner([1.0, 0.5], [1.0, 1.0], [1.0, 2.0])
+
+
+def test_lcurve_rule_sweeps_and_keeps_a_point_of_its_path(sims):
+    fine, coarse = sims
+    data, noise = _noisy(fine, PHANTOMS[0], 0.01, seed=3)
+    out = reconstruct_absolute(coarse, data, noise, regularizer="tikhonov", alpha_rule="lcurve", lcurve_alphas=6,
+                               max_iter=3, exclude_driven=True, fit_contact=False)
+    alphas = [a for a, _, _ in out.alpha_path]
+    assert len(alphas) == 6 and alphas == sorted(alphas, reverse=True)
+    assert out.alpha in alphas[1:-1] and out.converged and "L-curve" in out.message
+    with pytest.raises(UnknownNameError, match="lcurve"):
+        reconstruct_absolute(coarse, data, noise, alpha_rule="gcv")
 
 
 # ------------------------------------------------------------------------------------------------ difference

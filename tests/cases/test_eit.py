@@ -1,0 +1,87 @@
+"""The EIT case: a fast smoke run of all its pieces, and the quick run (slow)."""
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from physinv.core.errors import ShapeMismatchError
+from physinv.learn.workflow import load_saved_model
+
+pytest.importorskip("meshio")
+pytest.importorskip("h5py")
+
+CASE = Path(__file__).resolve().parents[2] / "cases" / "eit.py"
+REQUIRED = tuple(f"{key}_noise{level}" for key in ("gn_rel_l2", "gn_dice", "nio_rel_l2", "nio_dice", "baseline_rel_l2")
+                 for level in (0, 1, 5)) + ("gn_time_per_sample_s", "nio_time_per_sample_s", "speedup_nio_vs_gn",
+                                            "gn_dice_single_noise1", "nio_rel_l2_single_noise1")
+FILES = ("metrics.json", "report.md", "reconstructions_noise0.png", "reconstructions_noise1.png",
+         "reconstructions_noise5.png", "single_inclusion.png", "protocol.png", "error_vs_noise.png", "training.png",
+         "models/nio.pt", "models/baseline.pt")
+
+
+def load_case():
+    spec = importlib.util.spec_from_file_location("eit_case", CASE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_outputs(out: Path, metrics: dict) -> None:
+    for key in REQUIRED:
+        assert key in metrics, key
+        assert math.isfinite(metrics[key]), (key, metrics[key])
+    for key in REQUIRED:
+        if "dice" in key:
+            assert 0.0 <= metrics[key] <= 1.0, key
+    for name in FILES:
+        assert (out / name).stat().st_size > 200, name
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+    assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
+
+
+def test_smoke_run_writes_everything(tmp_path):
+    case = load_case()
+    out = tmp_path / "smoke"
+    assert case.main(["--smoke", "--out", str(out), "--device", "cpu", "--no-progress", "--seed", "2"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    check_outputs(out, metrics)
+    # a reloaded model refuses data from another number of electrodes with a clear error
+    model = load_saved_model(out / "models" / "nio.pt", case.guarded)
+    spec = model.spec
+    with pytest.raises(ShapeMismatchError):
+        model(torch.zeros(1, spec.L, spec.n_boundary - 1, spec.channels))
+    assert "Gauss-Newton" in (out / "report.md").read_text()
+
+
+def test_every_method_sees_the_same_measurements():
+    """208 of 256 measurements are kept (the 3 per pattern on current-carrying electrodes are not), and the
+    network input zeroes exactly the ones Gauss-Newton drops."""
+    case = load_case()
+    keep = case.kept_measurements()
+    assert keep.shape == (16, 16) and int(keep.sum()) == 208
+    x = case.training_inputs(torch.ones(4, 16, 16), keep, seed=0, split="train")
+    assert bool((x[:, ~keep, 1] == 0).all()) and bool((x[:, keep, 1] != 0).all())
+
+
+@pytest.mark.slow
+def test_quick_run(tmp_path):
+    out = tmp_path / "quick"
+    proc = subprocess.run(
+        [sys.executable, "-m", "physinv.cli", "run", "eit", "--quick", "--out", str(out), "--device", "cpu",
+         "--seed", "0", "--no-progress"],
+        capture_output=True, text=True, timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    check_outputs(out, metrics)
+    # what holds in the measured quick run (docs/eit.md), with margin; not the paper claims
+    for name in ("gn", "nio", "baseline"):
+        assert metrics[f"{name}_rel_l2_noise1"] < 0.3  # a flat image of the background scores ~0.2-0.35
+    assert metrics["speedup_nio_vs_gn"] > 100
+    assert metrics["total_seconds"] < 15 * 60 * 1.5
