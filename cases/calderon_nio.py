@@ -38,7 +38,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-import physinv  # noqa: E402
 from physinv.casekit import case_main, case_parser  # noqa: E402
 from physinv.core.device import resolve_device  # noqa: E402
 from physinv.core.errors import PhysinvError  # noqa: E402

@@ -48,7 +48,7 @@ from physinv.core.seeding import seed_everything  # noqa: E402
 from physinv.discretize.electrodes import ElectrodeMesh  # noqa: E402
 from physinv.invert.eit import reconstruct_absolute  # noqa: E402
 from physinv.learn.data import generate, load  # noqa: E402
-from physinv.learn.eit_data import DATASET_DEFAULTS, network_inputs, phantom_from_row  # noqa: E402
+from physinv.learn.eit_data import DATASET_DEFAULTS, network_inputs  # noqa: E402
 from physinv.learn.models import NIO, BoundaryFNO, InputGuard, InputSpec  # noqa: E402
 from physinv.learn.workflow import Standardized, predict, timed_inference, train_and_save  # noqa: E402
 from physinv.sims.eit import (  # noqa: E402

@@ -59,7 +59,7 @@ def edge_load(points: np.ndarray, edges: np.ndarray, n_nodes: int) -> np.ndarray
     return np.bincount(edges.ravel(), weights=np.repeat(length / 2.0, 2), minlength=n_nodes)
 
 
-class _GroundedP1Operator(P1Elements):
+class GroundedP1Operator(P1Elements):
     """``A(sigma) = [K(sigma) 0; 0 0] + E``: P1 stiffness padded by ``extra`` unknowns, plus a constant SPD-making part."""
 
     symmetric = True
@@ -124,7 +124,7 @@ class _GroundedP1Operator(P1Elements):
         return stiff + const
 
 
-class CompleteElectrodeOperator(_GroundedP1Operator):
+class CompleteElectrodeOperator(GroundedP1Operator):
     """The CEM system of the module doc; states ``x = (u, U)`` of shape ``(..., n_nodes + L)``.
 
     Parameters
@@ -169,7 +169,7 @@ class CompleteElectrodeOperator(_GroundedP1Operator):
         return torch.cat([zeros, currents], dim=-1)
 
 
-class NeumannOperator(_GroundedP1Operator):
+class NeumannOperator(GroundedP1Operator):
     """Continuum model: ``K(sigma) + c m m^T`` on states ``u`` of shape ``(..., n_nodes)``.
 
     Boundary data live on :attr:`boundary_nodes` (``mesh.boundary_nodes()``,

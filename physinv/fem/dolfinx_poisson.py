@@ -225,7 +225,7 @@ def solve_p1_poisson(
         The PETSc solve did not converge.
     """
     points, cells, kappa, kappa_on = _check_inputs(points, cells, kappa, kappa_on)
-    n_nodes, n_cells = len(points), len(cells)
+    n_nodes = len(points)
     source = None if source is None else _as_float_array("source", source, n_nodes)
     dirichlet = np.zeros(n_nodes) if dirichlet is None else _as_float_array("dirichlet", dirichlet, n_nodes)
     if dirichlet_nodes is None:

@@ -1,11 +1,9 @@
 """Inverse solvers: problems, regularizers, adjoint L-BFGS, Gauss-Newton-CG, discrepancy principle, classic EIT."""
 
+from physinv.invert.cell_regularizers import CellSmoothness, CellTotalVariation, cell_regularizer
 from physinv.invert.discrepancy import DiscrepancyResult, discrepancy_principle
 from physinv.invert.eit import (
-    CellSmoothness,
-    CellTotalVariation,
     EITReconstruction,
-    cell_regularizer,
     homogeneous_fit,
     reconstruct_absolute,
     reconstruct_difference,

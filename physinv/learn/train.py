@@ -30,7 +30,6 @@ Command line (a flattened MLP on a generated data file; see ``docs/learning.md``
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os

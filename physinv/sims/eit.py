@@ -54,7 +54,7 @@ import torch
 from physinv.core.checks import check_finite
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
 from physinv.core.simulator import LinearOperatorPair, Simulator, SimulatorExample, register_simulator
-from physinv.discretize.electrode_models import CompleteElectrodeOperator, NeumannOperator, _GroundedP1Operator
+from physinv.discretize.electrode_models import CompleteElectrodeOperator, NeumannOperator, GroundedP1Operator
 from physinv.discretize.electrodes import ElectrodeMesh
 from physinv.discretize.mesh import TriMesh
 from physinv.linalg.implicit import implicit_solve
@@ -164,7 +164,7 @@ def add_noise(data: torch.Tensor, level: float, seed: int, keep: torch.Tensor | 
 class _EITBase(Simulator):
     """Shared machinery: grounded P1 operator, cached LU, measurement functionals, adjoint Jacobian."""
 
-    def __init__(self, operator: _GroundedP1Operator, rhs: torch.Tensor, functionals: torch.Tensor,
+    def __init__(self, operator: GroundedP1Operator, rhs: torch.Tensor, functionals: torch.Tensor,
                  conductivity_on: str):
         super().__init__()
         if conductivity_on not in ("cell", "node"):

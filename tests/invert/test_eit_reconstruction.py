@@ -8,10 +8,8 @@ import torch
 
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
 from physinv.discretize.electrodes import ElectrodeMesh
+from physinv.invert.cell_regularizers import CellTotalVariation, cell_graph, cell_regularizer
 from physinv.invert.eit import (
-    CellTotalVariation,
-    cell_graph,
-    cell_regularizer,
     data_space,
     homogeneous_fit,
     lcurve_corner,
