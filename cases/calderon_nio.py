@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from physinv.casekit import case_main, case_parser  # noqa: E402
+from physinv.casekit import add_training_flags, case_main, case_parser  # noqa: E402
 from physinv.core.device import resolve_device  # noqa: E402
 from physinv.core.errors import PhysinvError  # noqa: E402
 from physinv.core.io import atomic_savefig, atomic_write_json, atomic_write_text  # noqa: E402
@@ -415,10 +415,7 @@ KEYS = ["nio_median_rel_l1_noise0", "nio_median_rel_l1_noise1", "nio_median_rel_
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = case_parser("calderon_nio", __doc__, "32x32 grid, L = 20, 1536 samples (about 10 minutes on 2 CPU cores)",
                          "where to train and evaluate the networks (PDECO runs on the CPU)")
-    parser.add_argument("--resume", action="store_true", help="continue training from DIR/models/*_train.pt")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny setting for the tests
-    return parser.parse_args(argv)
+    return add_training_flags(parser).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

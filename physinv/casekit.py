@@ -27,6 +27,14 @@ def case_parser(name: str, doc: str, quick_help: str, device_help: str | None = 
     return parser
 
 
+def add_training_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--resume``, ``--no-progress`` and the hidden ``--smoke`` (tiny setting for the tests) of the learning cases."""
+    parser.add_argument("--resume", action="store_true", help="continue training from DIR/models/*_train.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
 def case_main(name: str, run: Callable[[argparse.Namespace], dict], args: argparse.Namespace,
               outputs: Iterable[str], keys: Iterable[str]) -> int:
     """Run the case, turn physinv errors into exit code 2, print outputs and metrics."""

@@ -51,38 +51,12 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from physinv.core.errors import InvalidParameterError, PhysinvError, ShapeMismatchError
-from physinv.fem.dolfinx_poisson import import_dolfinx
+from physinv.fem.dolfinx_poisson import check_mesh_arrays, import_dolfinx
 
 __all__ = ["solve_cem"]
 
 #: ``|sum_l I_l|`` allowed per pattern, relative to ``max_l |I_l|``.
 CURRENT_SUM_RTOL = 1e-10
-
-
-def _check_mesh(points, cells) -> tuple[np.ndarray, np.ndarray]:
-    points = np.asarray(points, dtype=np.float64)
-    cells = np.asarray(cells)
-    if points.ndim != 2 or points.shape[1] not in (2, 3):
-        raise ShapeMismatchError(f"points must have shape (n_nodes, 2); got {points.shape}")
-    points = np.ascontiguousarray(points[:, :2])
-    if cells.ndim != 2 or cells.shape[1] != 3 or cells.shape[0] == 0:
-        raise ShapeMismatchError(f"cells must have shape (n_cells, 3) (triangles), n_cells > 0; got {cells.shape}")
-    if not np.issubdtype(cells.dtype, np.integer):
-        raise ShapeMismatchError(f"cells must hold integer node indices; got dtype {cells.dtype}")
-    cells = cells.astype(np.int64)
-    n_nodes = len(points)
-    if cells.min() < 0 or cells.max() >= n_nodes:
-        raise ShapeMismatchError(
-            f"cells must index the {n_nodes} points (0..{n_nodes - 1}); got indices {cells.min()}..{cells.max()}"
-        )
-    if not np.all(np.isfinite(points)):
-        raise InvalidParameterError("points contain NaN/Inf coordinates")
-    if np.unique(cells).size != n_nodes:
-        raise ShapeMismatchError(
-            f"{n_nodes - np.unique(cells).size} point(s) belong to no triangle; remove unused "
-            "points (e.g. TriMesh.from_file does) so that every node is a P1 degree of freedom"
-        )
-    return points, cells
 
 
 def _check_conductivity(conductivity, n_nodes: int, n_cells: int, kappa_on: str) -> tuple[np.ndarray, str]:
@@ -221,7 +195,7 @@ def solve_cem(
         Bad shapes, non-positive conductivity or impedance, edges that are not
         boundary edges, currents that do not sum to zero.
     """
-    points, cells = _check_mesh(points, cells)
+    points, cells = check_mesh_arrays(points, cells)
     n_nodes, n_cells = len(points), len(cells)
     sigma, kappa_on = _check_conductivity(conductivity, n_nodes, n_cells, kappa_on)
     edges = _check_electrodes(electrode_edges, cells, n_nodes)

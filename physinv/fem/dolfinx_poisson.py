@@ -46,7 +46,8 @@ from physinv.core.errors import (
 )
 from physinv.core.extras import require
 
-__all__ = ["DolfinxSolveError", "KSP_CHOICES", "import_dolfinx", "solve_p1_poisson", "mesh_boundary_nodes"]
+__all__ = ["DolfinxSolveError", "KSP_CHOICES", "check_mesh_arrays", "import_dolfinx", "solve_p1_poisson",
+           "mesh_boundary_nodes"]
 
 #: Linear solvers of :func:`solve_p1_poisson`: MUMPS LU, or CG preconditioned by PETSc GAMG.
 KSP_CHOICES = ("lu", "cg-gamg")
@@ -101,19 +102,22 @@ def _as_float_array(name: str, value, n: int | None = None) -> np.ndarray:
     return arr
 
 
-def _check_inputs(points, cells, kappa, kappa_on):
+def check_mesh_arrays(points, cells) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(n_nodes, 2)`` float points and ``(n_cells, 3)`` int64 triangles in which every point is a vertex."""
     points = np.asarray(points, dtype=np.float64)
-    cells = np.asarray(cells, dtype=np.int64)
+    cells = np.asarray(cells)
     if points.ndim != 2 or points.shape[1] not in (2, 3):
         raise ShapeMismatchError(f"points must have shape (n_nodes, 2); got {points.shape}")
     points = np.ascontiguousarray(points[:, :2])
-    if cells.ndim != 2 or cells.shape[1] != 3:
-        raise ShapeMismatchError(f"cells must have shape (n_cells, 3) (triangles); got {cells.shape}")
-    n_nodes, n_cells = len(points), len(cells)
-    if n_cells == 0 or cells.min() < 0 or cells.max() >= n_nodes:
+    if cells.ndim != 2 or cells.shape[1] != 3 or cells.shape[0] == 0:
+        raise ShapeMismatchError(f"cells must have shape (n_cells, 3) (triangles), n_cells > 0; got {cells.shape}")
+    if not np.issubdtype(cells.dtype, np.integer):
+        raise ShapeMismatchError(f"cells must hold integer node indices; got dtype {cells.dtype}")
+    cells = cells.astype(np.int64)
+    n_nodes = len(points)
+    if cells.min() < 0 or cells.max() >= n_nodes:
         raise ShapeMismatchError(
-            f"cells must index the {n_nodes} points (0..{n_nodes - 1}); "
-            f"got indices {cells.min() if n_cells else None}..{cells.max() if n_cells else None}"
+            f"cells must index the {n_nodes} points (0..{n_nodes - 1}); got indices {cells.min()}..{cells.max()}"
         )
     if not np.all(np.isfinite(points)):
         raise InvalidParameterError("points contain NaN/Inf coordinates")
@@ -122,6 +126,12 @@ def _check_inputs(points, cells, kappa, kappa_on):
             f"{n_nodes - np.unique(cells).size} point(s) belong to no triangle; remove unused "
             "points (e.g. TriMesh.from_file does) so that every node is a P1 degree of freedom"
         )
+    return points, cells
+
+
+def _check_inputs(points, cells, kappa, kappa_on):
+    points, cells = check_mesh_arrays(points, cells)
+    n_nodes, n_cells = len(points), len(cells)
     kappa = _as_float_array("kappa", kappa)
     if kappa_on == "auto":
         # same precedence as P1PoissonOperator.cell_kappa: per cell first

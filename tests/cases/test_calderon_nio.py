@@ -1,20 +1,19 @@
 """The Calderon NIO case: a fast smoke run of all its pieces, and the quick run (slow)."""
 
-import importlib.util
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from casefiles import check_outputs as check_case_outputs
+from casefiles import load_case
 
 from physinv.core.errors import ShapeMismatchError
 from physinv.learn.data import read_metadata
 from physinv.learn.workflow import load_saved_model
 
-CASE = Path(__file__).resolve().parents[2] / "cases" / "calderon_nio.py"
 REQUIRED = (
     "nio_median_rel_l1_noise0", "nio_median_rel_l1_noise1", "nio_median_rel_l1_noise5",
     "deeponet_median_rel_l1_noise0", "deeponet_median_rel_l1_noise1", "deeponet_median_rel_l1_noise5",
@@ -27,25 +26,12 @@ FILES = ("metrics.json", "report.md", "error_vs_noise.png", "training.png", "rec
          "models/nio.pt", "models/deeponet.pt", "models/fno.pt")
 
 
-def load_case():
-    spec = importlib.util.spec_from_file_location("calderon_nio_case", CASE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def check_outputs(out: Path, metrics: dict) -> None:
-    for key in REQUIRED:
-        assert key in metrics, key
-        assert math.isfinite(metrics[key]), (key, metrics[key])
-    for name in FILES:
-        assert (out / name).stat().st_size > 200, name
-    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
-    assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
+    check_case_outputs(out, metrics, REQUIRED, FILES)
 
 
 def test_smoke_run_writes_everything_and_pdeco_improves(tmp_path):
-    case = load_case()
+    case = load_case("calderon_nio")
     out = tmp_path / "smoke"
     assert case.main(["--smoke", "--out", str(out), "--device", "cpu", "--no-progress", "--seed", "3"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -70,7 +56,7 @@ def test_smoke_run_writes_everything_and_pdeco_improves(tmp_path):
 
 
 def test_noise_is_seeded_and_multiplicative():
-    case = load_case()
+    case = load_case("calderon_nio")
     neumann = torch.linspace(1.0, 2.0, 24).reshape(1, 3, 8)
     a = case.add_noise(neumann, 0.05, 7)
     b = case.add_noise(neumann, 0.05, 7)

@@ -1,14 +1,14 @@
 """The EIT case: a fast smoke run of all its pieces, and the quick run (slow)."""
 
-import importlib.util
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from casefiles import check_outputs as check_case_outputs
+from casefiles import load_case
 
 from physinv.core.errors import ShapeMismatchError
 from physinv.learn.workflow import load_saved_model
@@ -16,7 +16,6 @@ from physinv.learn.workflow import load_saved_model
 pytest.importorskip("meshio")
 pytest.importorskip("h5py")
 
-CASE = Path(__file__).resolve().parents[2] / "cases" / "eit.py"
 REQUIRED = tuple(f"{key}_noise{level}" for key in ("gn_rel_l2", "gn_dice", "nio_rel_l2", "nio_dice", "baseline_rel_l2")
                  for level in (0, 1, 5)) + ("gn_time_per_sample_s", "nio_time_per_sample_s", "speedup_nio_vs_gn",
                                             "gn_dice_single_noise1", "nio_rel_l2_single_noise1")
@@ -25,28 +24,15 @@ FILES = ("metrics.json", "report.md", "reconstructions_noise0.png", "reconstruct
          "models/nio.pt", "models/baseline.pt")
 
 
-def load_case():
-    spec = importlib.util.spec_from_file_location("eit_case", CASE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def check_outputs(out: Path, metrics: dict) -> None:
-    for key in REQUIRED:
-        assert key in metrics, key
-        assert math.isfinite(metrics[key]), (key, metrics[key])
+    check_case_outputs(out, metrics, REQUIRED, FILES)
     for key in REQUIRED:
         if "dice" in key:
             assert 0.0 <= metrics[key] <= 1.0, key
-    for name in FILES:
-        assert (out / name).stat().st_size > 200, name
-    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
-    assert json.loads((out / "metrics.json").read_text()) == pytest.approx(metrics)
 
 
 def test_smoke_run_writes_everything(tmp_path):
-    case = load_case()
+    case = load_case("eit")
     out = tmp_path / "smoke"
     assert case.main(["--smoke", "--out", str(out), "--device", "cpu", "--no-progress", "--seed", "2"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -62,7 +48,7 @@ def test_smoke_run_writes_everything(tmp_path):
 def test_every_method_sees_the_same_measurements():
     """208 of 256 measurements are kept (the 3 per pattern on current-carrying electrodes are not), and the
     network input zeroes exactly the ones Gauss-Newton drops."""
-    case = load_case()
+    case = load_case("eit")
     keep = case.kept_measurements()
     assert keep.shape == (16, 16) and int(keep.sum()) == 208
     x = case.training_inputs(torch.ones(4, 16, 16), keep, seed=0, split="train")
