@@ -66,8 +66,9 @@ def test_quick_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     check_outputs(out, metrics)
-    # what holds in the measured quick run (docs/eit.md), with margin; not the paper claims
+    # what holds in the measured quick run (docs/eit.md), with margin; not the targets.  Every
+    # method beats the flat background image at 1% noise (measured: 0.65 / 0.74 / 0.57 of its error)
     for name in ("gn", "nio", "baseline"):
-        assert metrics[f"{name}_rel_l2_noise1"] < 0.3  # a flat image of the background scores ~0.2-0.35
-    assert metrics["speedup_nio_vs_gn"] > 100
-    assert metrics["total_seconds"] < 15 * 60 * 1.5
+        assert metrics[f"{name}_rel_l2_noise1"] < 0.85 * metrics["flat_rel_l2"]
+    # Gauss-Newton is the most accurate method on noise-free data (measured 0.198 vs 0.213 and 0.276)
+    assert metrics["gn_rel_l2_noise0"] < metrics["nio_rel_l2_noise0"]
