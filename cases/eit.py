@@ -15,14 +15,14 @@ every method).
   inverse crime), total variation, regularization weight by the discrepancy principle (noise floor 0.1%
   for noise-free data);
 * NIO (physinv.learn.models.NIO) and the FNO baseline (BoundaryFNO: the 16 x 16 data matrix resampled to
-  the pixel grid) trained on the same samples with the same budget, inputs carrying noise of a random level
+  the pixel grid) trained on the same samples with the same budget (32 epochs), inputs carrying noise of a random level
   in [0, 5%] (the same for both);
 * scores on the 32 x 32 pixel grid inside the disk: relative L2 of sigma and the Dice coefficient of the
   inclusion masks (|log sigma| > log(2)/2); every method is scored on the same test phantoms.
 
 Writes DIR/metrics.json, DIR/report.md, DIR/reconstructions_noiseK.png, DIR/single_inclusion.png,
 DIR/protocol.png, DIR/error_vs_noise.png, DIR/training.png, DIR/models/*.pt.  ``--quick`` takes about
-10-12 minutes on 2 CPU cores; the default is larger (more samples, epochs and test phantoms) for a GPU.
+12 minutes on 2 CPU cores; the default is larger (more samples, epochs and test phantoms) for a GPU.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ SETTINGS = {
     # quick: 2 CPU cores, <= 15 minutes in all
     "quick": dict(
         n=32, n_train=1536, n_val=256, n_test=128, n_gn=32, n_single=32, workers=2,
-        train=dict(epochs=40, batch_size=32, lr=1e-3, weight_decay=1e-4, patience=10),
+        train=dict(epochs=32, batch_size=32, lr=1e-3, weight_decay=1e-4, patience=10),
         models=dict(
             nio=dict(basis=32, branch_width=128, branch_depth=3, trunk_width=128, trunk_depth=3,
                      width=16, modes=12, layers=3),
