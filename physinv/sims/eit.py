@@ -178,6 +178,13 @@ class _EITBase(Simulator):
         self._solver = DirectSolver()
         self._cached: tuple[torch.Tensor, object] | None = None
 
+    def _apply(self, fn, recurse=True):
+        """``.to(device)`` / ``.cuda()`` move the operator's precomputed tensors along with the buffers."""
+        super()._apply(fn, recurse)
+        self.operator.move_to(self.rhs.device)
+        self._cached = None
+        return self
+
     @property
     def num_patterns(self) -> int:
         return self.rhs.shape[0]
@@ -341,7 +348,7 @@ def square_electrode_mesh(n: int = 4) -> ElectrodeMesh:
 @register_simulator("eit-cem", "EIT complete electrode model: conductivity -> electrode voltages (P1, any mesh)")
 def _example(dtype, device) -> SimulatorExample:
     sim = EITSimulator(square_electrode_mesh(4), "adjacent", "adjacent", contact_impedance=0.1,
-                       dtype=dtype).to(device)
+                       dtype=dtype, device=device)
     rng = np.random.default_rng(0)
     sigma = torch.as_tensor(1.0 + 0.5 * rng.random(sim.parameter_shape), dtype=dtype, device=device)
     jac = sim.jacobian(sigma)

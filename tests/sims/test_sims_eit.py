@@ -184,3 +184,15 @@ def test_add_noise_is_relative_to_each_samples_rms_and_seeded():
     assert torch.equal(add_noise(data, 0.0, seed=1)[0], data)
     with pytest.raises(InvalidParameterError):
         add_noise(data, -0.01, seed=1)
+
+
+def test_to_device_moves_the_operator_with_the_buffers(disk):
+    """``sim.to(device)`` must move the P1/electrode tensors too (else autograd fails on a GPU); on this
+    CPU-only check every tensor of the operator ends up on the buffers' device and gradients still flow."""
+    sim = EITSimulator(disk).to(torch.device("cpu"))
+    tensors = [v for v in vars(sim.operator).values() if isinstance(v, torch.Tensor)]
+    assert len(tensors) >= 4 and all(t.device == sim.rhs.device for t in tensors)
+    sigma = random_sigma(sim).requires_grad_(True)
+    w = torch.randn(16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    (g,) = torch.autograd.grad((sim(sigma) * w).sum(), sigma)  # (adjacent differences sum to 0 per pattern)
+    assert torch.allclose(g, sim.jacobian(sigma.detach()).T @ w.reshape(-1), rtol=1e-10, atol=1e-14)
