@@ -208,8 +208,7 @@ def run(args: argparse.Namespace) -> dict:
               f"{trained[name]['seconds']:.1f} s, best val MSE {r.best_val:.3g}", flush=True)
 
     _, region = pixel_grid(n)
-    sets = {"test": (volts[i2:], sig[i2:], ds["inclusions"][i2:]),
-            "single": (single["voltages"].float(), single["sigma"].float(), single["inclusions"])}
+    sets = {"test": (volts[i2:], sig[i2:]), "single": (single["voltages"].float(), single["sigma"].float())}
     inv_mesh = ElectrodeMesh.shipped(INVERSION_MESH)
     gn_sim = EITSimulator(inv_mesh, DATASET_DEFAULTS["injection"], DATASET_DEFAULTS["measurement"],
                           DATASET_DEFAULTS["contact_impedance"])
@@ -218,7 +217,7 @@ def run(args: argparse.Namespace) -> dict:
     metrics: dict = {}
     images: dict = {}
     records: dict = {}
-    for split, (v, truth, _incl) in sets.items():
+    for split, (v, truth) in sets.items():
         k_gn = cfg["n_gn"] if split == "test" else len(v)
         for level in NOISE_LEVELS:
             tag = f"noise{int(round(100 * level))}"
@@ -234,31 +233,30 @@ def run(args: argparse.Namespace) -> dict:
             suffix = "" if split == "test" else "_single"
             for name in ("gn", *METHODS):
                 rel, dsc = scores(preds[name][:k_gn], truth[:k_gn], region)
-                key = {"gn": "gn", "nio": "nio", "baseline": "baseline"}[name]
-                metrics[f"{key}_rel_l2{suffix}_{tag}"] = float(rel.mean())
-                metrics[f"{key}_dice{suffix}_{tag}"] = float(dsc.mean())
+                metrics[f"{name}_rel_l2{suffix}_{tag}"] = float(rel.mean())
+                metrics[f"{name}_dice{suffix}_{tag}"] = float(dsc.mean())
                 if split == "test" and name != "gn":  # the networks on the whole test set too
                     rel_all, dsc_all = scores(preds[name], truth, region)
-                    metrics[f"{key}_rel_l2_alltest_{tag}"] = float(rel_all.mean())
-                    metrics[f"{key}_dice_alltest_{tag}"] = float(dsc_all.mean())
+                    metrics[f"{name}_rel_l2_alltest_{tag}"] = float(rel_all.mean())
+                    metrics[f"{name}_dice_alltest_{tag}"] = float(dsc_all.mean())
             metrics[f"gn_seconds{suffix}_{tag}"] = float(np.mean([r["seconds"] for r in rec]))
-            flat = torch.full_like(truth[:k_gn], DATASET_DEFAULTS["background"])  # reference: no inclusion found
-            metrics[f"flat_rel_l2{suffix}"] = float(scores(flat, truth[:k_gn], region)[0].mean())
             print(f"  {split:6s} {tag}: rel L2 GN {metrics[f'gn_rel_l2{suffix}_{tag}']:.3f}, "
-                  f"NIO {metrics[f'nio_rel_l2{suffix}_{tag}']:.3f}, FNO {metrics[f'baseline_rel_l2{suffix}_{tag}']:.3f}; "
+                  f"NIO {metrics[f'nio_rel_l2{suffix}_{tag}']:.3f}, "
+                  f"FNO {metrics[f'baseline_rel_l2{suffix}_{tag}']:.3f}; "
                   f"Dice GN {metrics[f'gn_dice{suffix}_{tag}']:.3f}, NIO {metrics[f'nio_dice{suffix}_{tag}']:.3f}, "
                   f"FNO {metrics[f'baseline_dice{suffix}_{tag}']:.3f}", flush=True)
+        flat = torch.full_like(truth[:k_gn], DATASET_DEFAULTS["background"])  # reference: no inclusion found
+        metrics["flat_rel_l2" + suffix] = float(scores(flat, truth[:k_gn], region)[0].mean())
 
     x_clean = network_inputs(sets["test"][0], keep=keep).to(device)
     gn_all = [r for rec in records.values() for r in rec]
     metrics["gn_time_per_sample_s"] = float(np.mean([r["seconds"] for r in gn_all]))
     for name in METHODS:
-        key = {"nio": "nio", "baseline": "baseline"}[name]
-        metrics[f"{key}_time_per_sample_s"] = timed_inference(trained[name]["model"], x_clean)
+        metrics[f"{name}_time_per_sample_s"] = timed_inference(trained[name]["model"], x_clean)
         r = trained[name]["result"]
-        metrics.update({f"{key}_params": trained[name]["params"], f"{key}_epochs": r.epoch,
-                        f"{key}_best_epoch": r.best_epoch, f"{key}_train_seconds": trained[name]["seconds"],
-                        f"{key}_best_val_mse": r.best_val})
+        metrics.update({f"{name}_params": trained[name]["params"], f"{name}_epochs": r.epoch,
+                        f"{name}_best_epoch": r.best_epoch, f"{name}_train_seconds": trained[name]["seconds"],
+                        f"{name}_best_val_mse": r.best_val})
     metrics.update({
         "speedup_nio_vs_gn": metrics["gn_time_per_sample_s"] / metrics["nio_time_per_sample_s"],
         "gn_mean_iterations": float(np.mean([r["iterations"] for r in gn_all])),
@@ -280,8 +278,7 @@ def plot_error_vs_noise(metrics: dict, path: Path) -> None:
     levels = [100 * s for s in NOISE_LEVELS]
     for name, marker in (("gn", "s"), ("nio", "o"), ("baseline", "^")):
         for ax, what in zip(axes, ("rel_l2", "dice")):
-            key = "baseline" if name == "baseline" else name
-            values = [metrics.get(f"{key}_{what}_noise{int(round(lv))}") for lv in levels]
+            values = [metrics[f"{name}_{what}_noise{int(round(lv))}"] for lv in levels]
             ax.plot(levels, values, marker=marker, label=LABELS[name])
     axes[0].set_ylabel("mean relative L2 of sigma")
     axes[1].set_ylabel("mean Dice of the inclusion masks")
@@ -334,10 +331,9 @@ def write_outputs(out, metrics, cfg, setting, trained, images, inv_mesh, command
     figures += ["single_inclusion.png", "protocol.png", "error_vs_noise.png", "training.png"]
 
     def row(name):
-        key = name
-        cells = [f"{metrics[f'{key}_rel_l2_noise{t}']:.3f} / {metrics[f'{key}_dice_noise{t}']:.2f}" for t in (0, 1, 5)]
-        single = f"{metrics[f'{key}_rel_l2_single_noise1']:.3f} / {metrics[f'{key}_dice_single_noise1']:.2f}"
-        t = metrics[f"{key}_time_per_sample_s"]
+        cells = [f"{metrics[f'{name}_rel_l2_noise{t}']:.3f} / {metrics[f'{name}_dice_noise{t}']:.2f}" for t in (0, 1, 5)]
+        single = f"{metrics[f'{name}_rel_l2_single_noise1']:.3f} / {metrics[f'{name}_dice_single_noise1']:.2f}"
+        t = metrics[f"{name}_time_per_sample_s"]
         return f"| {LABELS[name]} | " + " | ".join(cells) + f" | {single} | {1e3 * t:.3g} |"
 
     checks = [
@@ -372,7 +368,8 @@ FNO {metrics['baseline_rel_l2_alltest_noise1']:.3f} / {metrics['baseline_dice_al
 NIO speedup over Gauss-Newton: {metrics['speedup_nio_vs_gn']:.3g}x (Gauss-Newton: mean
 {metrics['gn_mean_iterations']:.1f} iterations, time includes the choice of the regularization weight;
 networks: one batch of all test samples, per sample).  Parameters: NIO {metrics['nio_params']},
-FNO {metrics['baseline_params']}; training {metrics['nio_train_seconds']:.0f} s / {metrics['baseline_train_seconds']:.0f} s.
+FNO {metrics['baseline_params']}; training {metrics['nio_train_seconds']:.0f} s /
+{metrics['baseline_train_seconds']:.0f} s.
 Reference: the flat background image (no inclusion found) scores a relative L2 of
 {metrics['flat_rel_l2']:.3f} on the test phantoms and {metrics['flat_rel_l2_single']:.3f} on the single-inclusion ones.
 Total wall time {metrics['total_seconds']:.0f} s.

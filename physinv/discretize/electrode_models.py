@@ -60,7 +60,8 @@ def edge_load(points: np.ndarray, edges: np.ndarray, n_nodes: int) -> np.ndarray
 
 
 class GroundedP1Operator(P1Elements):
-    """``A(sigma) = [K(sigma) 0; 0 0] + E``: P1 stiffness padded by ``extra`` unknowns, plus a constant SPD-making part."""
+    """``A(sigma) = [K(sigma) 0; 0 0] + E``: P1 stiffness padded by ``extra`` unknowns plus a constant part
+    ``E`` that makes it SPD."""
 
     symmetric = True
 
@@ -81,7 +82,8 @@ class GroundedP1Operator(P1Elements):
 
     def _check_state(self, x: torch.Tensor) -> None:
         if x.shape[-1:] != self.state_shape:
-            raise ShapeMismatchError(f"state has shape {tuple(x.shape)}; expected trailing dimension {self.state_shape[0]}")
+            raise ShapeMismatchError(
+                f"state has shape {tuple(x.shape)}; expected trailing dimension {self.state_shape[0]}")
 
     def _stiffness_part(self, sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         n = self.mesh.num_nodes

@@ -180,7 +180,3 @@ def cell_regularizer(name: str, mesh_or_graph, tv_beta: float = 0.05, gamma: flo
     if name == "tikhonov":
         return CellSmoothness(graph, gamma, m_ref)
     return CellTotalVariation(graph, tv_beta, gamma, m_ref)
-
-
-# --------------------------------------------------------------------------------------------------
-# data, noise, Jacobian

@@ -179,9 +179,9 @@ class _EITBase(Simulator):
         self._cached: tuple[torch.Tensor, object] | None = None
 
     def _apply(self, fn, recurse=True):
-        """``.to(device)`` / ``.cuda()`` move the operator's precomputed tensors along with the buffers."""
+        """``.to(device)``, ``.cuda()``, ``.double()`` convert the operator's precomputed tensors too."""
         super()._apply(fn, recurse)
-        self.operator.move_to(self.rhs.device)
+        self.operator.apply_to_tensors(fn)
         self._cached = None
         return self
 
@@ -264,7 +264,8 @@ class EITSimulator(_EITBase):
                  dtype=torch.float64, device=None):
         if not isinstance(electrode_mesh, ElectrodeMesh):
             raise InvalidParameterError(
-                f"EITSimulator needs an ElectrodeMesh (a mesh with electrode markers); got {type(electrode_mesh).__name__}. "
+                "EITSimulator needs an ElectrodeMesh (a mesh with electrode markers); got "
+                f"{type(electrode_mesh).__name__}. "
                 "Load one with ElectrodeMesh.from_file / ElectrodeMesh.shipped / ElectrodeMesh.eit_disk"
             )
         L = electrode_mesh.num_electrodes

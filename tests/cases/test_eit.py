@@ -51,6 +51,8 @@ def test_every_method_sees_the_same_measurements():
     case = load_case("eit")
     keep = case.kept_measurements()
     assert keep.shape == (16, 16) and int(keep.sum()) == 208
+    sim = case.EITSimulator(case.ElectrodeMesh.shipped(case.INVERSION_MESH))  # what Gauss-Newton drops
+    assert torch.equal(keep, ~case.driven_measurements(sim.currents, sim.measurement_matrix))
     x = case.training_inputs(torch.ones(4, 16, 16), keep, seed=0, split="train")
     assert bool((x[:, ~keep, 1] == 0).all()) and bool((x[:, keep, 1] != 0).all())
 

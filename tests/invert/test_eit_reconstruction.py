@@ -314,3 +314,21 @@ def test_bad_simulator_and_regularizer_arguments(sims):
         cell_regularizer("tv", coarse.operator.mesh, tv_beta=0.0)
     with pytest.raises(InvalidParameterError, match="sigma_ref"):
         reconstruct_difference(coarse, good, good, 1e-3, sigma_ref=-1.0)
+
+
+def test_bad_sweep_settings_raise_clear_errors(sims):
+    fine, coarse = sims
+    with torch.no_grad():
+        good = coarse(torch.ones(coarse.parameter_shape, dtype=torch.float64))
+    with pytest.raises(InvalidParameterError, match="alpha_factor"):
+        reconstruct_absolute(coarse, good, 1e-3, alpha_factor=1.0)
+    with pytest.raises(InvalidParameterError, match="max_alphas"):
+        reconstruct_absolute(coarse, good, 1e-3, max_alphas=0)
+    with pytest.raises(InvalidParameterError, match="lcurve_alphas"):
+        reconstruct_absolute(coarse, good * 1.01, 1e-3, alpha_rule="lcurve", lcurve_alphas=2)
+    with pytest.raises(InvalidParameterError, match="contact_scale"):
+        reconstruct_absolute(coarse, good, 1e-3, contact_scale=0.0)
+    with pytest.raises(InvalidParameterError, match="alphas is empty"):
+        reconstruct_difference(coarse, good, good, 1e-3, alphas=[])
+    with pytest.raises(UnknownNameError, match="parametrization"):
+        reconstruct_difference(coarse, good, good, 1e-3, parametrization="sqrt")

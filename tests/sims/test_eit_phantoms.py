@@ -41,17 +41,23 @@ def test_draws_respect_the_prior():
         draw_phantom(rng, shapes="squares")
 
 
-def test_cell_averages_integrate_the_phantom():
-    """int sigma over a fine square mesh = area-weighted sum of the cell averages.  Plain cell-centre
-    sampling would err by up to the band of cut cells, perimeter * h * |contrast - 1|; the 16-point
-    sub-triangle rule must do ten times better (one inclusion of radius 0.25, h = 1/64)."""
-    inc = Inclusion(0.5, 0.5, 0.25, 0.25, 0.0, 3.0)
+def test_cell_averages_are_area_fractions_on_cut_cells():
+    """On the cells the inclusion boundary cuts, a cell value is background + (contrast - 1) x (area fraction).
+    Centroid sampling (samples=1) gets it wrong by up to the whole contrast; the 16-point sub-triangle rule
+    must stay within 1/8 of the contrast of a 64^2-point reference (its error is O(1/4) of a cell's
+    fraction at worst: one of 16 equal sub-triangles misclassified, halved by the 1/3-offset centroids)."""
+    inc = Inclusion(0.5, 0.5, 0.3, 0.2, 0.4, 3.0)
     ph = Phantom(1.0, (inc,))
-    mesh = TriMesh.unit_square(64)
-    values = ph.on_cells(mesh)
-    integral = float((values * mesh.areas()).sum())
-    exact = 1.0 + (3.0 - 1.0) * math.pi * 0.25**2
-    assert abs(integral - exact) < 0.1 * (2 * math.pi * 0.25) * (1 / 64) * (3.0 - 1.0)
+    mesh = TriMesh.unit_square(16)
+    reference = ph.on_cells(mesh, samples=64)
+    cut = (reference > 1.0 + 1e-9) & (reference < 3.0 - 1e-9)
+    assert cut.sum() > 20
+    err16 = np.abs(ph.on_cells(mesh, samples=4) - reference)[cut].max()
+    err1 = np.abs(ph.on_cells(mesh, samples=1) - reference)[cut].max()
+    assert err16 < 0.125 * (3.0 - 1.0) and err1 > 0.5 * (3.0 - 1.0)
+    # and the total matches the exact integral 1 + (3 - 1) pi a b (reference error O(h / 64))
+    integral = float((ph.on_cells(mesh, samples=64) * mesh.areas()).sum())
+    assert abs(integral - (1.0 + 2.0 * math.pi * 0.3 * 0.2)) < 1e-3
 
 
 def test_pixel_grid_maps_and_metrics():

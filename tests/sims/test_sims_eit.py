@@ -73,6 +73,9 @@ def test_mesh_without_electrode_markers_is_refused():
     interior = np.array([[5, 6]])  # an interior edge of the 4 x 4 square
     with pytest.raises(MissingElectrodesError, match="not a boundary edge"):
         ElectrodeMesh(mesh, (interior,))
+    edge = square_electrode_mesh(4).electrode_edges[0]
+    with pytest.raises(MissingElectrodesError, match="two electrodes"):
+        ElectrodeMesh(mesh, (edge, edge[:, ::-1]))
     with pytest.raises(InvalidParameterError, match="ElectrodeMesh"):
         EITSimulator(mesh)
 
@@ -90,6 +93,8 @@ def test_bad_inputs_get_clear_errors(disk):
         CompleteElectrodeOperator(disk, contact_impedance=0.0)
     with pytest.raises(InvalidParameterError, match="> 0"):
         EITSimulator(disk, contact_impedance=np.r_[np.full(15, 0.01), -0.01])
+    with pytest.raises(InvalidParameterError, match="NaN"):
+        EITSimulator(disk, contact_impedance=np.r_[np.full(15, 0.01), np.nan])
     with pytest.raises(ShapeMismatchError, match="one value per electrode"):
         EITSimulator(disk, contact_impedance=np.full(15, 0.01))
     sim = EITSimulator(disk)
@@ -186,12 +191,16 @@ def test_add_noise_is_relative_to_each_samples_rms_and_seeded():
         add_noise(data, -0.01, seed=1)
 
 
-def test_to_device_moves_the_operator_with_the_buffers(disk):
-    """``sim.to(device)`` must move the P1/electrode tensors too (else autograd fails on a GPU); on this
-    CPU-only check every tensor of the operator ends up on the buffers' device and gradients still flow."""
-    sim = EITSimulator(disk).to(torch.device("cpu"))
-    tensors = [v for v in vars(sim.operator).values() if isinstance(v, torch.Tensor)]
-    assert len(tensors) >= 4 and all(t.device == sim.rhs.device for t in tensors)
+def test_module_conversions_convert_the_operator_too(disk):
+    """``sim.to(...)`` / ``.float()`` / ``.cuda()`` must convert the P1/electrode tensors with the buffers (else
+    autograd fails with a device or dtype mismatch): a float32 round trip, then float64 gradients as before."""
+    sim = EITSimulator(disk).float()
+    tensors = [v for v in vars(sim.operator).values() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    assert len(tensors) >= 3 and all(t.dtype == torch.float32 for t in tensors)
+    s32 = random_sigma(sim).float().requires_grad_(True)
+    (g32,) = torch.autograd.grad((sim(s32) * torch.ones(16, 16)).sum() + sim(s32)[0, 2], s32)
+    assert g32.dtype == torch.float32 and torch.isfinite(g32).all()
+    sim = sim.double()
     sigma = random_sigma(sim).requires_grad_(True)
     w = torch.randn(16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     (g,) = torch.autograd.grad((sim(sigma) * w).sum(), sigma)  # (adjacent differences sum to 0 per pattern)
