@@ -77,6 +77,7 @@ from physinv.discretize.electrodes import ElectrodeMesh
 from physinv.discretize.mesh import TriMesh
 from physinv.fem.convergence import fit_rate
 from physinv.linalg.solvers import DirectSolver
+from physinv.sims.eit import injection_pattern
 
 __all__ = [
     "AGREEMENT_TOL",
@@ -148,10 +149,7 @@ def p1_errors(mesh: TriMesh, u_nodal: np.ndarray, kind: str, k: int, offset: flo
 
 
 def _patterns(L: int) -> dict[str, np.ndarray]:
-    eye = np.eye(L)
-    adjacent = eye - np.roll(eye, 1, axis=1)
-    opposite = (eye - np.roll(eye, L // 2, axis=1))[: L // 2]
-    return {"adjacent": adjacent, "opposite": opposite}
+    return {name: injection_pattern(name, L) for name in ("adjacent", "opposite")}
 
 
 def _conductivities(mesh: TriMesh) -> dict[str, np.ndarray]:
