@@ -41,7 +41,7 @@ from physinv.core.checks import check_finite, check_positive
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError
 from physinv.discretize.electrodes import ElectrodeMesh
 from physinv.discretize.mesh import TriMesh
-from physinv.discretize.p1 import P1Elements, torch_csr
+from physinv.discretize.p1 import P1Elements, csr_matvec, torch_csr
 
 
 def edge_mass(points: np.ndarray, edges: np.ndarray, n_nodes: int) -> sp.csr_matrix:
@@ -91,8 +91,7 @@ class GroundedP1Operator(P1Elements):
         return torch.cat([ku, ku.new_zeros(ku.shape[:-1] + (self.extra,))], dim=-1)
 
     def _constant_part(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, x.shape[-1]).T
-        return (self._constant_torch.to(x.dtype) @ flat).T.reshape(x.shape)
+        return csr_matvec(self._constant_torch, x)
 
     def apply(self, sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         self._check_state(x)
@@ -102,15 +101,6 @@ class GroundedP1Operator(P1Elements):
         """``(dA/dsigma)[dsigma] x``: ``A`` is linear in ``sigma`` and ``E`` does not depend on it."""
         return self._stiffness_part(dsigma, x)
 
-    def bind(self, sigma: torch.Tensor):
-        csr = torch_csr(self.assemble(sigma), self.ref_stiffness.dtype, self.ref_stiffness.device)
-
-        def matvec(x: torch.Tensor) -> torch.Tensor:
-            flat = x.reshape(-1, x.shape[-1]).T
-            return (csr @ flat).T.reshape(x.shape)
-
-        return matvec
-
     def assemble(self, sigma: torch.Tensor) -> sp.csr_matrix:
         """The matrix of :meth:`apply` as scipy CSR (float64)."""
         self.check_sigma(sigma)
@@ -118,9 +108,7 @@ class GroundedP1Operator(P1Elements):
         return (stiffness + self.constant).tocsr()
 
     def diagonal(self, sigma: torch.Tensor) -> torch.Tensor:
-        k = self.cell_kappa(sigma)
-        local = k[..., None] * torch.diagonal(self.ref_stiffness, dim1=-2, dim2=-1)
-        stiff = self._scatter(local)
+        stiff = self.raw_diagonal(sigma)
         stiff = torch.cat([stiff, stiff.new_zeros(stiff.shape[:-1] + (self.extra,))], dim=-1)
         const = torch.from_numpy(self.constant.diagonal()).to(stiff)
         return stiff + const
@@ -193,8 +181,7 @@ class NeumannOperator(GroundedP1Operator):
 
     def rhs(self, current_density: torch.Tensor) -> torch.Tensor:
         """``M_d g`` for nodal boundary current densities ``g`` ``(..., n_boundary)`` (A/m)."""
-        flat = current_density.reshape(-1, current_density.shape[-1]).T
-        loads = (self._boundary_mass_torch.to(current_density.dtype) @ flat).T
+        loads = csr_matvec(self._boundary_mass_torch, current_density)
         out = loads.new_zeros(loads.shape[:-1] + (self.mesh.num_nodes,))
         out[..., torch.from_numpy(self.boundary_nodes).to(out.device)] = loads
-        return out.reshape(current_density.shape[:-1] + (self.mesh.num_nodes,))
+        return out

@@ -38,6 +38,12 @@ def torch_csr(matrix: sp.spmatrix, dtype=torch.float64, device=None) -> torch.Te
         ).to(device=device, dtype=dtype)
 
 
+def csr_matvec(csr: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``csr @ x`` over the last axis of ``x`` for any leading batch shape."""
+    flat = x.reshape(-1, x.shape[-1]).T
+    return (csr.to(x.dtype) @ flat).T.reshape(x.shape)
+
+
 class P1Elements:
     """Element data of P1 on a triangle mesh: reference stiffness and mass, scatter, CSR assembly.
 
@@ -86,6 +92,17 @@ class P1Elements:
         k = self.cell_kappa(kappa)
         local = torch.einsum("eij,...ej->...ei", self.ref_stiffness, u[..., self.cells])
         return self._scatter(k[..., None] * local)
+
+    def raw_diagonal(self, kappa: torch.Tensor) -> torch.Tensor:
+        """Diagonal of the unconstrained stiffness ``K(kappa)``, ``(..., n_nodes)``."""
+        k = self.cell_kappa(kappa)
+        return self._scatter(k[..., None] * torch.diagonal(self.ref_stiffness, dim1=-2, dim2=-1))
+
+    def bind(self, kappa: torch.Tensor):
+        """``x -> A(kappa) x`` for a fixed ``kappa`` as a torch sparse CSR product (``A`` = the subclass's
+        :meth:`assemble`)."""
+        csr = torch_csr(self.assemble(kappa), self.ref_stiffness.dtype, self.ref_stiffness.device)
+        return lambda x: csr_matvec(csr, x)
 
     def _csr(self, local: np.ndarray) -> sp.csr_matrix:
         cells = self.mesh.cells
@@ -166,21 +183,10 @@ class P1PoissonOperator(P1Elements):
         free = (~self.dirichlet_mask).to(u.dtype)
         return free * self.apply_raw(dkappa, free * u)
 
-    def bind(self, kappa: torch.Tensor):
-        """``u -> K(kappa) u`` (Dirichlet-eliminated) for a fixed ``kappa``, as a torch sparse CSR product."""
-        csr = torch_csr(self.assemble(kappa), self.ref_stiffness.dtype, self.ref_stiffness.device)
-
-        def matvec(u: torch.Tensor) -> torch.Tensor:
-            flat = u.reshape(-1, self.mesh.num_nodes).T
-            return (csr @ flat).T.reshape(u.shape)
-
-        return matvec
-
     def diagonal(self, kappa: torch.Tensor) -> torch.Tensor:
-        k = self.cell_kappa(kappa)
-        local = k[..., None] * torch.diagonal(self.ref_stiffness, dim1=-2, dim2=-1)
-        free = (~self.dirichlet_mask).to(local.dtype)
-        return free * self._scatter(local) + (1 - free)
+        raw = self.raw_diagonal(kappa)
+        free = (~self.dirichlet_mask).to(raw.dtype)
+        return free * raw + (1 - free)
 
     def assemble(self, kappa: torch.Tensor) -> sp.csr_matrix:
         """The matrix of :meth:`apply` as scipy CSR (float64)."""

@@ -4,22 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from physinv.core.errors import InvalidParameterError, MissingExtraError, ShapeMismatchError
+from physinv.core.errors import InvalidParameterError, ShapeMismatchError
 from physinv.discretize.electrode_models import CompleteElectrodeOperator
 from physinv.discretize.electrodes import ElectrodeMesh
 from physinv.fem.dolfinx_eit import solve_cem
-from physinv.fem.dolfinx_poisson import import_dolfinx
 from physinv.linalg.solvers import DirectSolver
 
 TOL = 1e-9  # same discrete problem: agreement to round-off, not discretization error
-
-
-@pytest.fixture(scope="module")
-def dolfinx():
-    try:
-        return import_dolfinx()
-    except MissingExtraError as exc:
-        pytest.skip(f"DOLFINx not installed: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,6 @@ TOL = 1e-8  # same discrete problem: agreement to solver tolerance, not discreti
 
 
 @pytest.fixture(scope="module")
-def dolfinx():
-    try:
-        return import_dolfinx()
-    except MissingExtraError as exc:
-        pytest.skip(f"DOLFINx not installed: {exc}")
-
-
-@pytest.fixture(scope="module")
 def shuffled_mesh():
     """Structured mesh with points and cells in random order (tests the index mapping)."""
     rng = np.random.default_rng(1)
