@@ -4,7 +4,7 @@
 
 recover the conductivity a (random smooth field in [1, 3] S/m) from the
 Dirichlet-to-Neumann data (g_l, a du_l/dn) at the 4(n-1) boundary nodes.  The
-data set `calderon` (physinv.learn.calderon_data) is generated into DIR/data/
+data set `calderon` (physinv.problems.calderon.data) is generated into DIR/data/
 with its seed and parameters (reused when present and matching).  NIO, DeepONet
 and FNO are trained on the same samples with the same budget (AdamW, cosine
 schedule, same epochs and batch, validation-based early stopping, inputs
@@ -44,7 +44,7 @@ from physinv.core.errors import PhysinvError  # noqa: E402
 from physinv.core.io import atomic_savefig, atomic_write_json, atomic_write_text  # noqa: E402
 from physinv.core.seeding import seed_everything  # noqa: E402
 from physinv.invert import H1Seminorm, InverseProblem, discrepancy_principle, minimize_lbfgs  # noqa: E402
-from physinv.learn.calderon_data import DATASET_DEFAULTS, network_inputs  # noqa: E402
+from physinv.problems.calderon.data import DATASET_DEFAULTS, network_inputs  # noqa: E402
 from physinv.learn.data import generate, load  # noqa: E402
 from physinv.learn.models import NIO, BoundaryFNO, DeepONet, InputGuard, InputSpec  # noqa: E402
 from physinv.learn.workflow import (  # noqa: E402
@@ -54,7 +54,7 @@ from physinv.learn.workflow import (  # noqa: E402
     timed_inference,
     train_and_save,
 )
-from physinv.sims.calderon import CalderonSimulator  # noqa: E402
+from physinv.problems.calderon.simulator import CalderonSimulator  # noqa: E402
 from physinv.viz.figures import plot_fields, plot_histories  # noqa: E402
 
 METHODS = ("nio", "deeponet", "fno")

@@ -4,14 +4,14 @@
     0.01 Ohm m^2), adjacent injection, adjacent voltage differences: 16 x 16 data per phantom,
 
 recover sigma (background 1 S/m, 1-4 circular or elliptic inclusions with contrast 2-5, conductive or
-resistive).  Data come from the data set `eit` (physinv.learn.eit_data), simulated on the fine shipped
+resistive).  Data come from the data set `eit` (physinv.problems.eit.data), simulated on the fine shipped
 mesh (h = 0.05) and stored in DIR/data/ with seed and parameters.  Every method uses the same 208 of the
 256 measurements: the 3 per pattern on current-carrying electrodes are dropped (they carry the contact
 voltage drop and the electrode-edge singularity; usual EIT practice).  Noise: white Gaussian with standard
 deviation level x RMS of the sample's 208 measurements, level 0, 1 and 5% (seeded, the same draws for
 every method).
 
-* Gauss-Newton (physinv.invert.eit): absolute imaging of log sigma on the coarser mesh h = 0.1 (no
+* Gauss-Newton (physinv.problems.eit.reconstruction): absolute imaging of log sigma on the coarser mesh h = 0.1 (no
   inverse crime), total variation, regularization weight by the discrepancy principle (noise floor 0.1%
   for noise-free data);
 * NIO (physinv.learn.models.NIO) and the FNO baseline (BoundaryFNO: the 16 x 16 data matrix resampled to
@@ -45,21 +45,21 @@ from physinv.core.device import resolve_device  # noqa: E402
 from physinv.core.errors import PhysinvError  # noqa: E402
 from physinv.core.io import atomic_savefig, atomic_write_json, atomic_write_text  # noqa: E402
 from physinv.core.seeding import seed_everything  # noqa: E402
-from physinv.discretize.electrodes import ElectrodeMesh  # noqa: E402
-from physinv.invert.eit import reconstruct_absolute  # noqa: E402
+from physinv.problems.eit.electrodes import ElectrodeMesh  # noqa: E402
+from physinv.problems.eit.reconstruction import reconstruct_absolute  # noqa: E402
 from physinv.learn.data import generate, load  # noqa: E402
-from physinv.learn.eit_data import DATASET_DEFAULTS, network_inputs  # noqa: E402
+from physinv.problems.eit.data import DATASET_DEFAULTS, network_inputs  # noqa: E402
 from physinv.learn.models import NIO, BoundaryFNO, InputGuard, InputSpec  # noqa: E402
 from physinv.learn.workflow import Standardized, predict, timed_inference, train_and_save  # noqa: E402
-from physinv.sims.eit import (  # noqa: E402
+from physinv.problems.eit.simulator import (  # noqa: E402
     EITSimulator,
     add_noise,
     driven_measurements,
     injection_pattern,
     measurement_pattern,
 )
-from physinv.sims.eit_phantoms import cells_to_pixels, dice, inclusion_mask, pixel_grid, relative_l2  # noqa: E402
-from physinv.viz.eit import plot_protocol, plot_reconstructions  # noqa: E402
+from physinv.problems.eit.phantoms import cells_to_pixels, dice, inclusion_mask, pixel_grid, relative_l2  # noqa: E402
+from physinv.problems.eit.plots import plot_protocol, plot_reconstructions  # noqa: E402
 from physinv.viz.figures import plot_histories  # noqa: E402
 
 METHODS = ("nio", "baseline")

@@ -3,7 +3,7 @@
 Forward: the flame speed s_L (an eigenvalue) and T(x) at phi = 0.46, 1 atm,
 T_in = 298 K, by a deepxde PINN (torch, float64; tanh MLP, T hard-constrained
 to [T_in, T_max] with exact inlet conditions T(0) = T_in, T_x(0) = 1e5 K/m),
-against the converged, differentiable simulator physinv.sims.flame.
+against the converged, differentiable simulator physinv.problems.flame.simulator.
 
 Inverse: lambda, E_a (and s_L) from 10 observations of T and u with 2%
 multiplicative Gaussian noise (data from the simulator on a finer grid,
@@ -37,9 +37,9 @@ from physinv.casekit import case_main, case_parser  # noqa: E402
 from physinv.core.device import resolve_device  # noqa: E402
 from physinv.core.io import atomic_savefig, atomic_write_json, atomic_write_text  # noqa: E402
 from physinv.core.seeding import seed_everything  # noqa: E402
-from physinv.invert.flame_fit import fit_flame, synthetic_observations  # noqa: E402
-from physinv.learn.flame_pinn import PINNSettings, train_flame_pinn  # noqa: E402
-from physinv.sims.flame import DEFAULT_PARAMS, solve_flame  # noqa: E402
+from physinv.problems.flame.fit import fit_flame, synthetic_observations  # noqa: E402
+from physinv.problems.flame.pinn import PINNSettings, train_flame_pinn  # noqa: E402
+from physinv.problems.flame.simulator import DEFAULT_PARAMS, solve_flame  # noqa: E402
 
 PHI, T_IN, P_ATM = 0.46, 298.0, 1.0
 SL_ANCHOR = 0.34354  # FlamePINN-1D's 10,000-point shooting reference (first order, ~0.06% above the h->0 limit)

@@ -44,7 +44,7 @@ from physinv.invert import (
 )
 from physinv.invert.progress import iteration_progress
 from physinv.linalg.solvers import CountingSolver, make_solver
-from physinv.sims import PoissonSimulator
+from physinv.problems.poisson import PoissonSimulator
 from physinv.viz.figures import plot_discrepancy_path, plot_fields, plot_histories
 
 SETTINGS = {

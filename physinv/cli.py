@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from physinv.core.errors import PhysinvError, UnknownNameError
+from physinv.core.registry import VALIDATIONS
 
-VALIDATIONS = {"poisson": "physinv.validate.poisson", "flame": "physinv.validate.flame", "eit": "physinv.validate.eit"}
 
 
 def cases_dir() -> Path:
@@ -69,15 +69,13 @@ def cmd_run(args, rest) -> int:
 
 
 def cmd_validate(args, rest) -> int:
-    if args.name not in VALIDATIONS:
-        raise _unknown("validation", args.name, VALIDATIONS)
-    return importlib.import_module(VALIDATIONS[args.name]).main(rest)
+    return VALIDATIONS.get(args.name).main(rest)
 
 
 def cmd_verify(args, rest) -> int:
     if rest:
         raise UnknownNameError(f"unexpected arguments {rest}")
-    from physinv.sims import verification
+    from physinv.core import verification
 
     results = verification.verify_all(args.names or None)
     if args.json:
@@ -100,8 +98,6 @@ def _param_value(text: str):
 def cmd_data(args, rest) -> int:
     if rest:
         raise UnknownNameError(f"unexpected arguments {rest}")
-    import importlib
-
     from physinv.learn import data
 
     for module in args.module:  # user modules that call register_dataset
@@ -134,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("validate", help="validate a simulator against references (physinv validate poisson --help)",
                        add_help=False)
-    p.add_argument("name", help=f"one of: {', '.join(VALIDATIONS)}")
+    p.add_argument("name", help="a registered validation (physinv validate --help lists them)")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("verify", help="Taylor, dot-product and gradcheck tests of registered simulators")
     p.add_argument("names", nargs="*", help="simulator names (default: all registered)")
@@ -166,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["run"], ["validate"]) and (len(argv) == 1 or argv[1] in ("-h", "--help")):
-        names = list_cases() if argv[0] == "run" else VALIDATIONS
+        names = list_cases() if argv[0] == "run" else VALIDATIONS.names()
         print(f"usage: physinv {argv[0]} NAME [flags of NAME; physinv {argv[0]} NAME --help lists them]\n")
         print("NAME is one of: " + ", ".join(names))
         return 0

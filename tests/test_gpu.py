@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import physinv.sims  # noqa: F401
+
 from physinv.core.simulator import registered_simulators
 from physinv.linalg.solvers import CGSolver
 
@@ -47,7 +47,7 @@ def test_quick_case_on_cuda(tmp_path):
 
 def test_eit_gradient_and_jacobian_on_cuda():
     """EIT after .cuda(): autograd (implicit solve on the GPU operator) and the adjoint Jacobian match the CPU."""
-    from physinv.sims.eit import EITSimulator, square_electrode_mesh
+    from physinv.problems.eit.simulator import EITSimulator, square_electrode_mesh
 
     cpu = EITSimulator(square_electrode_mesh(6), contact_impedance=0.1)
     gpu = EITSimulator(square_electrode_mesh(6), contact_impedance=0.1).cuda()

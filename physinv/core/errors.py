@@ -20,6 +20,10 @@ class UnknownNameError(PhysinvError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class DuplicateNameError(PhysinvError, ValueError):
+    """A second, different entry registered under a name already taken."""
+
+
 class MissingExtraError(PhysinvError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from physinv.core.errors import UnknownNameError
+from physinv.core.registry import SIMULATORS
 
 
 class Simulator(torch.nn.Module):
@@ -65,31 +65,29 @@ class SimulatorSpec:
     make_example: Callable[[torch.dtype, torch.device], SimulatorExample]
 
 
-_REGISTRY: dict[str, SimulatorSpec] = {}
+def _same_spec(a: SimulatorSpec, b: SimulatorSpec) -> bool:
+    """The same registration again (a module imported twice), not another simulator under the same name."""
+    key = lambda s: (s.description, s.make_example.__module__, s.make_example.__qualname__)  # noqa: E731
+    return key(a) == key(b)
 
 
 def register_simulator(
     name: str, description: str
 ) -> Callable[[Callable[[torch.dtype, torch.device], SimulatorExample]], Callable]:
-    """Decorator registering ``make_example(dtype, device)`` under ``name``."""
+    """Decorator registering ``make_example(dtype, device)`` under ``name`` in :data:`physinv.core.registry.SIMULATORS`."""
 
     def deco(make_example):
-        if name in _REGISTRY:
-            raise ValueError(f"simulator {name!r} registered twice")
-        _REGISTRY[name] = SimulatorSpec(name, description, make_example)
+        SIMULATORS.add(name, SimulatorSpec(name, description, make_example),
+                       same=_same_spec)
         return make_example
 
     return deco
 
 
 def registered_simulators() -> dict[str, SimulatorSpec]:
-    """All registered simulators by name (importing :mod:`physinv.sims` fills it)."""
-    return dict(_REGISTRY)
+    """All registered simulators by name (the problem packages are imported on the first call)."""
+    return dict(SIMULATORS.items())
 
 
 def get_simulator_spec(name: str) -> SimulatorSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "(none registered)"
-        raise UnknownNameError(f"unknown simulator {name!r}; registered: {known}") from None
+    return SIMULATORS.get(name)

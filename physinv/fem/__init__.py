@@ -1,7 +1,8 @@
-"""FEM references (DOLFINx, optional extra ``physinv[fem]``) and convergence studies.
+"""The FEM layer (DOLFINx, optional extra ``physinv[fem]``): the DOLFINx bridge, gmsh meshes, convergence fits.
 
-* :func:`solve_p1_poisson` (:mod:`physinv.fem.dolfinx_poisson`): DOLFINx P1 solve of
-  ``-div(kappa grad u) = f`` on a given triangle mesh, returned in the input point order;
+* :mod:`physinv.fem.dolfinx`: :func:`import_dolfinx`, validated mesh arrays and
+  PETSc options, on which every problem's DOLFINx reference
+  (``physinv.problems.<name>.reference``) is built;
 * :func:`fit_rate` (:mod:`physinv.fem.convergence`): log-log least-squares rate fits;
 * :func:`unit_square_arrays` (:mod:`physinv.fem.gmsh_meshes`): unstructured gmsh meshes
   as point/cell arrays (``TriMesh.gmsh_unit_square`` wraps them).
@@ -12,7 +13,7 @@ naming ``physinv[fem]``.
 """
 
 from physinv.fem.convergence import ConvergenceStudy, fit_rate
-from physinv.fem.dolfinx_poisson import DolfinxSolveError, import_dolfinx, solve_p1_poisson
+from physinv.fem.dolfinx import DolfinxSolveError, import_dolfinx
 from physinv.fem.gmsh_meshes import unit_square_arrays
 
 __all__ = [
@@ -20,6 +21,5 @@ __all__ = [
     "DolfinxSolveError",
     "fit_rate",
     "import_dolfinx",
-    "solve_p1_poisson",
     "unit_square_arrays",
 ]

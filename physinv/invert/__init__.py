@@ -1,13 +1,7 @@
-"""Inverse solvers: problems, regularizers, adjoint L-BFGS, Gauss-Newton-CG, discrepancy principle, classic EIT."""
+"""Inverse solvers: problems, regularizers, adjoint L-BFGS, Gauss-Newton-CG, discrepancy principle."""
 
 from physinv.invert.cell_regularizers import CellSmoothness, CellTotalVariation, cell_regularizer
 from physinv.invert.discrepancy import DiscrepancyResult, discrepancy_principle
-from physinv.invert.eit import (
-    EITReconstruction,
-    homogeneous_fit,
-    reconstruct_absolute,
-    reconstruct_difference,
-)
 from physinv.invert.optimize import OptimizationResult, minimize_gauss_newton, minimize_lbfgs
 from physinv.invert.problem import IdentityParametrization, InverseProblem, LogParametrization
 from physinv.invert.regularizers import H1Seminorm, TotalVariation
@@ -16,7 +10,6 @@ __all__ = [
     "CellSmoothness",
     "CellTotalVariation",
     "DiscrepancyResult",
-    "EITReconstruction",
     "H1Seminorm",
     "IdentityParametrization",
     "InverseProblem",
@@ -25,9 +18,6 @@ __all__ = [
     "TotalVariation",
     "cell_regularizer",
     "discrepancy_principle",
-    "homogeneous_fit",
     "minimize_gauss_newton",
     "minimize_lbfgs",
-    "reconstruct_absolute",
-    "reconstruct_difference",
 ]

@@ -36,6 +36,7 @@ import torch
 
 import physinv
 from physinv.core.errors import InvalidParameterError, PhysinvError, ShapeMismatchError, UnknownNameError
+from physinv.core.registry import DATASETS
 
 FORMAT = "physinv-dataset-1"
 _DONE = "_chunks_done"
@@ -90,23 +91,6 @@ class DatasetGenerator:
         return {k: v[0] for k, v in _simulate_range(self, dict(params), seed, index, index + 1).items()}
 
 
-_REGISTRY: dict[str, DatasetGenerator] = {}
-
-#: Modules that register generators when imported; imported on the first look-up
-#: of the registry (add a module here when a simulator module registers a data set).
-DATASET_MODULES: list[str] = ["physinv.learn.calderon_data", "physinv.learn.eit_data"]
-_imported: set[str] = set()
-
-
-def _import_dataset_modules() -> None:
-    import importlib
-
-    for module in list(DATASET_MODULES):
-        if module not in _imported:
-            _imported.add(module)
-            importlib.import_module(module)
-
-
 def register_dataset(
     name: str,
     draw: Callable,
@@ -137,38 +121,24 @@ def register_dataset(
     ``draw`` and ``simulate`` must be module-level functions of an importable
     module, since worker processes receive them by reference.
     """
-    if name in _REGISTRY:
-        existing = _REGISTRY[name]
-        if (existing.draw, existing.simulate) != (draw, simulate):
-            raise PhysinvError(f"a data set named {name!r} is already registered")
     params = dict(params or {})
     json.dumps(params)  # metadata must be JSON-serializable
     gen = DatasetGenerator(name, draw, simulate, params, tuple(inputs), tuple(targets), description)
-    _REGISTRY[name] = gen
-    return gen
+    return DATASETS.add(name, gen, same=lambda a, b: (a.draw, a.simulate) == (b.draw, b.simulate))
 
 
 def dataset_names() -> list[str]:
-    _import_dataset_modules()
-    return sorted(_REGISTRY)
+    return DATASETS.names()
 
 
 def list_datasets() -> dict[str, str]:
     """Registered name -> description."""
-    _import_dataset_modules()
-    return {name: _REGISTRY[name].description for name in sorted(_REGISTRY)}
+    return {name: gen.description for name, gen in DATASETS.items()}
 
 
 def get_dataset(name: str) -> DatasetGenerator:
     """The generator registered as ``name`` (:class:`UnknownNameError` lists the registered ones)."""
-    if name not in _REGISTRY:
-        _import_dataset_modules()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError(
-            f"unknown data set {name!r}; registered: {', '.join(dataset_names()) or '(none)'}"
-        ) from None
+    return DATASETS.get(name)
 
 
 # --------------------------------------------------------------------------
@@ -434,56 +404,3 @@ def load(path: str | os.PathLike, fields: Iterable[str] | None = None) -> Genera
     with h5py.File(path, "r") as h5:
         tensors = {k: torch.from_numpy(h5[k][()]) for k in names}
     return GeneratedData(tensors, meta)
-
-
-# --------------------------------------------------------------------------
-# built-in generator: Poisson on a small grid
-
-
-def smooth_log_field(rng: np.random.Generator, cells: int, modes: int, amplitude: float,
-                     decay: float = 2.0) -> np.ndarray:
-    """A random smooth field on the ``(cells+1)^2`` grid of the unit square.
-
-    ``s(x, y) = amplitude * sum_{j,k < modes} xi_jk (1 + j^2 + k^2)^(-decay/2)
-    cos(pi j x) cos(pi k y) / Z`` with ``xi_jk ~ N(0, 1)`` and ``Z`` normalizing
-    the expected variance to ``amplitude^2``.
-    """
-    j = np.arange(modes)
-    weight = (1.0 + j[:, None] ** 2 + j[None, :] ** 2) ** (-decay / 2)
-    xi = rng.standard_normal((modes, modes)) * weight / np.sqrt((weight**2).sum())
-    x = np.linspace(0.0, 1.0, cells + 1)
-    basis = np.cos(np.pi * j[:, None] * x[None, :])  # (modes, cells+1)
-    return amplitude * basis.T @ xi @ basis
-
-
-def _poisson_draw(rng: np.random.Generator, params: dict) -> dict[str, np.ndarray]:
-    s = smooth_log_field(rng, params["cells"], params["modes"], params["amplitude"])
-    return {"log_kappa": s.astype(params["dtype"])}
-
-
-def _poisson_simulate(batch: dict[str, np.ndarray], params: dict) -> dict[str, np.ndarray]:
-    from physinv.discretize.fd import FDPoissonOperator
-    from physinv.discretize.grid import UniformGrid
-    from physinv.sims.poisson import PoissonSimulator
-
-    cells = params["cells"]
-    grid = UniformGrid((cells, cells))
-    sim = PoissonSimulator(FDPoissonOperator(grid), torch.ones(1, *grid.node_shape, dtype=torch.float64))
-    out = []
-    with torch.no_grad():
-        for log_kappa in batch["log_kappa"]:
-            kappa = torch.exp(torch.from_numpy(np.asarray(log_kappa, dtype=np.float64)))
-            out.append(sim(kappa)[0].numpy())
-    return {"u": np.stack(out).astype(params["dtype"])}
-
-
-register_dataset(
-    "poisson-2d-kappa",
-    draw=_poisson_draw,
-    simulate=_poisson_simulate,
-    params={"cells": 16, "modes": 4, "amplitude": 1.0, "dtype": "float32"},
-    inputs=("u",),
-    targets=("log_kappa",),
-    description="-div(kappa grad u) = 1 on the unit square, u = 0 on the boundary; "
-                "log kappa a random smooth cosine series; input u, target log kappa",
-)

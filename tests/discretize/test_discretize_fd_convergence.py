@@ -1,6 +1,6 @@
 """Second-order convergence of the FD Poisson solve with Neumann sides (manufactured solutions).
 
-``physinv.validate.poisson`` covers the all-Dirichlet case; here part of the
+``physinv.problems.poisson.validate`` covers the all-Dirichlet case; here part of the
 boundary carries the flux condition ``kappa du/dn = g``.  ``f = -div(kappa grad u)``
 and the fluxes are derived from the closed forms by autograd, so no hand algebra
 can be wrong.

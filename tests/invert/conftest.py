@@ -7,7 +7,7 @@ import torch
 from physinv.discretize import FDPoissonOperator, UniformGrid
 from physinv.discretize.interpolate import GridPointInterpolator
 from physinv.invert import InverseProblem, TotalVariation
-from physinv.sims import PoissonSimulator
+from physinv.problems.poisson import PoissonSimulator
 
 
 @pytest.fixture

@@ -143,7 +143,7 @@ def test_learned_solver_inside_the_poisson_simulator_keeps_its_taylor_test():
     from physinv.core.verify import taylor_test
     from physinv.learn.dcdm_net import NetworkDirection
     from physinv.linalg.dcdm import DCDMSolver, StallFallback
-    from physinv.sims.poisson import PoissonSimulator
+    from physinv.problems.poisson.simulator import PoissonSimulator
 
     torch.manual_seed(2)
     grid = UniformGrid((12, 10))  # 13 x 11 nodes: both axes odd

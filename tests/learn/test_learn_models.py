@@ -12,7 +12,7 @@ from physinv.learn.data import generate, load
 from physinv.learn.models import NIO, BoundaryFNO, DeepONet, InputGuard, InputSpec, InputSpecMismatchError
 from physinv.learn.models import fno as fno_module
 from physinv.learn.train import SupervisedTrainer, TrainConfig
-from physinv.learn.calderon_data import network_inputs
+from physinv.problems.calderon.data import network_inputs
 
 N, L = 10, 4
 NB = 4 * (N - 1)
