@@ -74,7 +74,7 @@ SETTINGS = {
         ),
         pdeco_samples=5, pdeco_maxiter=500, pdeco_max_solves=12, figure_samples=3,
     ),
-    # full: the paper's size (ANCHORS.md), for a GPU
+    # full: the NIO paper's size, for a GPU
     "full": dict(
         n=70, L=20, n_train=4096, n_val=1024, n_test=2047, workers=8,
         train=dict(epochs=100, batch_size=256, lr=1e-3, weight_decay=1e-4, patience=20),
@@ -391,7 +391,7 @@ includes the choice of beta.  Network time: inference on one batch of all test s
 Speedup NIO vs PDECO: {metrics['speedup_nio_vs_pdeco']:.3g}x.  NIO noise-5 / noise-0 error:
 {metrics['nio_noise5_over_noise0']:.2f}.  Total wall time {metrics['total_seconds']:.0f} s.
 
-| issue 5 target | |
+| claim of the NIO paper | |
 |---|---|
 {check_rows}
 

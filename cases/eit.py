@@ -374,7 +374,7 @@ Reference: the flat background image (no inclusion found) scores a relative L2 o
 {metrics['flat_rel_l2']:.3f} on the test phantoms and {metrics['flat_rel_l2_single']:.3f} on the single-inclusion ones.
 Total wall time {metrics['total_seconds']:.0f} s.
 
-| issue 6 target | |
+| claim checked | |
 |---|---|
 {check_rows}
 

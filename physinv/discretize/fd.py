@@ -15,7 +15,7 @@ Dirichlet sides are eliminated symmetrically (:mod:`physinv.discretize.dirichlet
 The scheme is second order in the mesh width for smooth kappa and u.
 
 :meth:`FDPoissonOperator.apply` is matrix-free with shifted slices (the fast
-path on CPU, see ANCHORS.md); :meth:`FDPoissonOperator.assemble` gives the
+path on CPU, see benchmarks/poisson_operator.py); :meth:`FDPoissonOperator.assemble` gives the
 same matrix as scipy CSR.
 """
 

@@ -200,5 +200,3 @@ def minimize_gauss_newton(
     result.m = m
     return result
 
-
-OPTIMIZERS = {"lbfgs": minimize_lbfgs, "gauss-newton": minimize_gauss_newton}

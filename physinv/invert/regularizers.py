@@ -83,5 +83,3 @@ class TotalVariation:
         cell_volume = math.prod(self.grid.spacing)
         return cell_volume * torch.sqrt(self._cell_gradient_sq(m) + self.eps**2).sum()
 
-
-REGULARIZERS = {"h1": H1Seminorm, "tv": TotalVariation}

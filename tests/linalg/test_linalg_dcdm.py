@@ -46,7 +46,7 @@ def _fluid_laplacian(n):
 @pytest.mark.parametrize("n", [16, 32])
 @pytest.mark.parametrize("make", [_fd_laplacian, _fluid_laplacian], ids=["fd", "fluid"])
 def test_identity_direction_is_cg(make, n):
-    # ANCHORS.md: DCDM(identity) == CG, 38 / 69 at 16^3 / 32^3 to tol 1e-4 (rhs-dependent by a few)
+    # measured: DCDM(identity) == CG, 38 / 69 at 16^3 / 32^3 to tol 1e-4 (rhs-dependent by a few)
     matvec, b = make(n)
     ref = cg(matvec, b, rtol=1e-4, maxiter=500)
     got = dcdm(matvec, b, identity_direction, rtol=1e-4, maxiter=500)

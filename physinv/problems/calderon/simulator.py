@@ -215,7 +215,7 @@ def draw_conductivity(rng: np.random.Generator, n: int, a_min: float, a_max: flo
     ``xi_jk ~ N(0, 1)`` i.i.d. and ``Z^2 = sum_jk (j^2 + k^2)^(-decay)`` (so
     the mean-square of ``s`` over the square is ``amplitude^2 / 4``).  ``a`` is
     smooth, lies in ``(a_min, a_max)`` and equals ``(a_min + a_max) / 2`` on
-    the boundary (the NIO "sine" set is a sine series too; ANCHORS.md).
+    the boundary (the NIO paper's "sine" set is a sine series too).
     """
     if not (0 < a_min < a_max) or not math.isfinite(a_max):
         raise InvalidParameterError(f"need 0 < a_min < a_max < inf; got a_min={a_min}, a_max={a_max}")
