@@ -1,4 +1,9 @@
-"""Point observations: multilinear interpolation of grid fields at sensor locations."""
+"""Point observations at sensor locations: multilinear on grids, barycentric (P1) on triangle meshes.
+
+:func:`point_observation` picks the one that fits the discretization; both
+are linear maps with an :meth:`adjoint` for the dot-product test, and are
+differentiable through torch indexing.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import torch
 
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError
 from physinv.discretize.grid import UniformGrid
+from physinv.discretize.mesh import TriMesh
 
 
 class GridPointInterpolator:
@@ -58,3 +64,75 @@ class GridPointInterpolator:
         out = y.new_zeros(y.shape[:-1] + (self.grid.num_nodes,))
         out = out.index_add(-1, self.index.to(y.device).reshape(-1), contrib)
         return out.reshape(y.shape[:-1] + self.grid.node_shape)
+
+
+class MeshPointInterpolator:
+    """Linear map ``u -> (u_h(p_1), ..., u_h(p_k))`` of a nodal P1 field on a triangle mesh.
+
+    ``u_h(p) = sum_j lambda_j(p) u[c_j]`` over the vertices ``c_j`` of the
+    triangle holding ``p``, with ``lambda_j`` its barycentric coordinates.
+    ``points`` ``(k, 2)`` (m) must lie in the mesh (up to a relative 1e-10 of
+    the mesh size); a point outside gets a clear error naming it.  Applies to
+    fields ``(..., n_nodes)`` and returns ``(..., k)``; :meth:`adjoint` spreads
+    ``(..., k)`` back onto the nodes.
+    """
+
+    def __init__(self, mesh: TriMesh, points: np.ndarray | torch.Tensor, chunk: int = 256):
+        pts = np.asarray(torch.as_tensor(points, dtype=torch.float64).cpu())
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ShapeMismatchError(f"points must have shape (k, 2); got {pts.shape}")
+        if not np.all(np.isfinite(pts)):
+            raise InvalidParameterError("sensor points contain NaN/Inf coordinates")
+        self.mesh = mesh
+        self.points = pts
+        corners = mesh.points[mesh.cells]  # (n_cells, 3, 2)
+        a, e1, e2 = corners[:, 0], corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+        det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+        tol = 1e-10
+        cell = np.empty(len(pts), dtype=np.int64)
+        lam = np.empty((len(pts), 3))
+        for start in range(0, len(pts), chunk):
+            d = pts[start:start + chunk, None, :] - a[None]  # (c, n_cells, 2)
+            l1 = (d[..., 0] * e2[:, 1] - d[..., 1] * e2[:, 0]) / det
+            l2 = (e1[:, 0] * d[..., 1] - e1[:, 1] * d[..., 0]) / det
+            bary = np.stack([1.0 - l1 - l2, l1, l2], axis=-1)  # (c, n_cells, 3)
+            worst = bary.min(axis=-1)
+            best = worst.argmax(axis=1)
+            outside = worst[np.arange(len(best)), best] < -tol
+            if np.any(outside):
+                bad = pts[start + np.flatnonzero(outside)[0]]
+                raise InvalidParameterError(
+                    f"{int(outside.sum())} sensor point(s) lie outside the mesh, e.g. ({bad[0]:.6g}, {bad[1]:.6g}); "
+                    "every point must lie in a triangle")
+            cell[start:start + len(best)] = best
+            lam[start:start + len(best)] = np.clip(bary[np.arange(len(best)), best], 0.0, 1.0)
+        lam /= lam.sum(axis=1, keepdims=True)
+        self.cell = cell
+        self.index = torch.from_numpy(mesh.cells[cell])  # (k, 3)
+        self.weight = torch.from_numpy(lam)
+
+    @property
+    def num_points(self) -> int:
+        return len(self.points)
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        if u.shape[-1] != self.mesh.num_nodes:
+            raise ShapeMismatchError(f"field has {u.shape[-1]} values in its last axis; expected one per node "
+                                     f"({self.mesh.num_nodes})")
+        w = self.weight.to(device=u.device, dtype=u.dtype)
+        return (u[..., self.index.to(u.device)] * w).sum(-1)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(device=y.device, dtype=y.dtype)
+        contrib = (y[..., None] * w).reshape(y.shape[:-1] + (-1,))
+        out = y.new_zeros(y.shape[:-1] + (self.mesh.num_nodes,))
+        return out.index_add(-1, self.index.to(y.device).reshape(-1), contrib)
+
+
+def point_observation(space: UniformGrid | TriMesh, points) -> GridPointInterpolator | MeshPointInterpolator:
+    """The point-observation operator of a grid (multilinear) or a triangle mesh (barycentric P1)."""
+    if isinstance(space, UniformGrid):
+        return GridPointInterpolator(space, points)
+    if isinstance(space, TriMesh):
+        return MeshPointInterpolator(space, points)
+    raise InvalidParameterError(f"point observation needs a UniformGrid or a TriMesh; got {type(space).__name__}")
