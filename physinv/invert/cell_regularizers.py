@@ -108,6 +108,10 @@ class _CellRegularizer:
         self.gamma = float(gamma)
         self.m_ref = torch.as_tensor(m_ref, dtype=graph.areas.dtype)
 
+    def __call__(self, m: torch.Tensor) -> torch.Tensor:
+        """``R(m)``, differentiable: the regularizer protocol of :class:`physinv.invert.InverseProblem`."""
+        return self.value(m)
+
     def _identity_value(self, m):
         return self.gamma * (self.graph.areas * (m - self.m_ref) ** 2).sum() if self.gamma else m.new_zeros(())
 

@@ -28,6 +28,11 @@ class DiscrepancyResult:
     path: list[tuple[float, float, int]] = field(default_factory=list)  # (beta, ratio, iterations)
 
     @property
+    def m(self) -> torch.Tensor:
+        """The minimizer at the chosen ``beta`` (the search variable, e.g. ``log kappa``)."""
+        return self.result.m
+
+    @property
     def total_iterations(self) -> int:
         return sum(it for _, _, it in self.path)
 
