@@ -1,8 +1,7 @@
 """The FEM layer (DOLFINx, optional extra ``physinv[fem]``): the DOLFINx bridge, gmsh meshes, convergence fits.
 
 * :mod:`physinv.fem.dolfinx`: :func:`import_dolfinx`, validated mesh arrays and
-  PETSc options, on which every problem's DOLFINx reference
-  (``physinv.problems.<name>.reference``) is built;
+  PETSc options, on which the DOLFINx reference of each problem package is built;
 * :func:`fit_rate` (:mod:`physinv.fem.convergence`): log-log least-squares rate fits;
 * :func:`unit_square_arrays` (:mod:`physinv.fem.gmsh_meshes`): unstructured gmsh meshes
   as point/cell arrays (``TriMesh.gmsh_unit_square`` wraps them).

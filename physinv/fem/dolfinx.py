@@ -5,8 +5,8 @@ module imports only NumPy and :mod:`physinv.core` at import time; DOLFINx,
 PETSc and mpi4py are imported by :func:`import_dolfinx`.  With the PyPI wheel
 ``dolfinx-solver-real`` the helper module ``dolfinx_solver`` is imported first
 (it locates the bundled PETSc); a conda/spack DOLFINx has no such module and
-is used as is.  The problems' references (``physinv.problems.*.reference``)
-build on it.
+is used as is.  Each problem package's ``reference`` module
+builds on it.
 """
 
 from __future__ import annotations
