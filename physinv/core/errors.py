@@ -20,6 +20,10 @@ class UnknownNameError(PhysinvError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ConvergenceError(PhysinvError, RuntimeError):
+    """An iterative solver did not reach its tolerance."""
+
+
 class DuplicateNameError(PhysinvError, ValueError):
     """A second, different entry registered under a name already taken."""
 

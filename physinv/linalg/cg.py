@@ -7,11 +7,9 @@ from typing import Callable
 
 import torch
 
-from physinv.core.errors import PhysinvError
+from physinv.core.errors import ConvergenceError
 
-
-class ConvergenceError(PhysinvError, RuntimeError):
-    """An iterative solver did not reach its tolerance."""
+__all__ = ["CGResult", "ConvergenceError", "cg"]  # ConvergenceError re-exported: raised by cg's callers
 
 
 @dataclass

@@ -225,7 +225,7 @@ class DCDMSolver:
         the geometry).
     rtol, maxiter, num_orthogonal
         As in :func:`dcdm`; a solve that misses ``rtol`` raises
-        :class:`~physinv.linalg.cg.ConvergenceError`.
+        :class:`~physinv.core.errors.ConvergenceError`.
     fallback
         ``None`` or a :class:`StallFallback` (a fresh copy per solve); the
         iterations at which solves switched are kept in ``switched_at``.

@@ -18,7 +18,8 @@ import scipy.sparse.linalg as spla
 import torch
 
 from physinv.core.errors import InvalidParameterError, UnknownNameError
-from physinv.linalg.cg import ConvergenceError, cg
+from physinv.core.errors import ConvergenceError
+from physinv.linalg.cg import cg
 from physinv.linalg.precond import AMGPreconditioner, JacobiPreconditioner
 
 PreparedSolve = Callable[[torch.Tensor], torch.Tensor]
@@ -80,7 +81,7 @@ class CGSolver:
         ``"none"``, ``"jacobi"`` or ``"amg"`` (pyamg smoothed aggregation V-cycle).
     rtol
         Relative residual tolerance; a solve that misses it raises
-        :class:`~physinv.linalg.cg.ConvergenceError` instead of returning silently.
+        :class:`~physinv.core.errors.ConvergenceError` instead of returning silently.
     """
 
     PRECONDITIONERS = ("none", "jacobi", "amg")

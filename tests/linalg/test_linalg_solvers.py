@@ -8,7 +8,7 @@ from physinv.discretize.fd import FDPoissonOperator
 from physinv.discretize.grid import UniformGrid
 from physinv.discretize.mesh import TriMesh
 from physinv.discretize.p1 import P1PoissonOperator
-from physinv.linalg.cg import ConvergenceError
+from physinv.core.errors import ConvergenceError
 from physinv.linalg.solvers import CGSolver, CountingSolver, DirectSolver, make_solver
 
 DT = torch.float64

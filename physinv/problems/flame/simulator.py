@@ -81,9 +81,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
+from physinv.core.errors import ConvergenceError, InvalidParameterError, ShapeMismatchError, UnknownNameError
 from physinv.core.simulator import Simulator, SimulatorExample, register_simulator
-from physinv.linalg.cg import ConvergenceError
 
 __all__ = [
     "ATM",
