@@ -17,6 +17,20 @@ from physinv.discretize.grid import UniformGrid
 from physinv.discretize.mesh import TriMesh
 
 
+def _gather(flat: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``y_k = sum_j w_kj flat[..., i_kj]``: the weighted point values of a flattened nodal field."""
+    w = weight.to(device=flat.device, dtype=flat.dtype)
+    return (flat[..., index.to(flat.device)] * w).sum(-1)
+
+
+def _scatter(y: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """The adjoint of :func:`_gather`: ``(..., k)`` values spread onto ``(..., num_nodes)`` nodes."""
+    w = weight.to(device=y.device, dtype=y.dtype)
+    contrib = (y[..., None] * w).reshape(y.shape[:-1] + (-1,))
+    out = y.new_zeros(y.shape[:-1] + (num_nodes,))
+    return out.index_add(-1, index.to(y.device).reshape(-1), contrib)
+
+
 class GridPointInterpolator:
     """Linear map ``u -> (u(p_1), ..., u(p_k))`` by (bi/tri)linear interpolation.
 
@@ -53,16 +67,11 @@ class GridPointInterpolator:
         return len(self.points)
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
-        d = self.grid.ndim
-        flat = u.reshape(u.shape[: u.ndim - d] + (-1,))
-        w = self.weight.to(device=u.device, dtype=u.dtype)
-        return (flat[..., self.index.to(u.device)] * w).sum(-1)
+        flat = u.reshape(u.shape[: u.ndim - self.grid.ndim] + (-1,))
+        return _gather(flat, self.index, self.weight)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(device=y.device, dtype=y.dtype)
-        contrib = (y[..., None] * w).reshape(y.shape[:-1] + (-1,))
-        out = y.new_zeros(y.shape[:-1] + (self.grid.num_nodes,))
-        out = out.index_add(-1, self.index.to(y.device).reshape(-1), contrib)
+        out = _scatter(y, self.index, self.weight, self.grid.num_nodes)
         return out.reshape(y.shape[:-1] + self.grid.node_shape)
 
 
@@ -119,14 +128,10 @@ class MeshPointInterpolator:
         if u.shape[-1] != self.mesh.num_nodes:
             raise ShapeMismatchError(f"field has {u.shape[-1]} values in its last axis; expected one per node "
                                      f"({self.mesh.num_nodes})")
-        w = self.weight.to(device=u.device, dtype=u.dtype)
-        return (u[..., self.index.to(u.device)] * w).sum(-1)
+        return _gather(u, self.index, self.weight)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(device=y.device, dtype=y.dtype)
-        contrib = (y[..., None] * w).reshape(y.shape[:-1] + (-1,))
-        out = y.new_zeros(y.shape[:-1] + (self.mesh.num_nodes,))
-        return out.index_add(-1, self.index.to(y.device).reshape(-1), contrib)
+        return _scatter(y, self.index, self.weight, self.mesh.num_nodes)
 
 
 def point_observation(space: UniformGrid | TriMesh, points) -> GridPointInterpolator | MeshPointInterpolator:
