@@ -62,9 +62,7 @@ interpolates it exactly and the whole error comes from the polygonal boundary
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import sys
 import time
 
@@ -72,6 +70,7 @@ import numpy as np
 import torch
 
 from physinv.core.errors import InvalidParameterError
+from physinv.core.validation import report_result, validation_parser
 from physinv.problems.eit.operators import CompleteElectrodeOperator, NeumannOperator, edge_load
 from physinv.problems.eit.electrodes import ElectrodeMesh
 from physinv.discretize.mesh import TriMesh
@@ -404,16 +403,11 @@ def format_report(result: dict) -> str:
 
 def main(argv=None) -> int:
     """Command line: ``python -m physinv.problems.eit.validate [--json] [--quick]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m physinv.problems.eit.validate",
-        description="Torch complete electrode model vs DOLFINx, and convergence of the continuum EIT model.",
-    )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser = validation_parser("physinv.problems.eit.validate", "Torch complete electrode model vs DOLFINx, and convergence of the continuum EIT model.")
     parser.add_argument("--quick", action="store_true", help="two CEM meshes, no finest continuum mesh")
     args = parser.parse_args(argv)
     result = validate_eit(quick=args.quick)
-    print(json.dumps(result, indent=2) if args.json else format_report(result), flush=True)
-    return 0 if result["passed"] else 1
+    return report_result(result, args.json, format_report)
 
 
 if __name__ == "__main__":

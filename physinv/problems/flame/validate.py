@@ -34,13 +34,12 @@ Run it as ``physinv validate flame [--json]`` or
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 
 import numpy as np
 
+from physinv.core.validation import report_result, validation_parser
 from physinv.fem.convergence import fit_rate
 from physinv.problems.flame.simulator import DEFAULT_NODES, make_problem, solve_flame
 
@@ -325,11 +324,7 @@ def format_report(result: dict) -> str:
 
 def main(argv=None) -> int:
     """Command line: ``python -m physinv.problems.flame.validate [--json] [--levels N]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m physinv.problems.flame.validate",
-        description="Grid convergence of the 1D flame speed and agreement with the FlamePINN-1D references.",
-    )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser = validation_parser("physinv.problems.flame.validate", "Grid convergence of the 1D flame speed and agreement with the FlamePINN-1D references.")
     parser.add_argument("--levels", type=int, default=6, help="grids in the convergence study (default 6, >= 3)")
     parser.add_argument("--reference-points", type=int, nargs="+", default=[1000, 2000], metavar="N",
                         help="point counts for re-running the reference scheme at phi=0.46 "
@@ -340,8 +335,7 @@ def main(argv=None) -> int:
     if args.levels < 3 or args.levels > 9:
         parser.error(f"--levels must be between 3 and 9; got {args.levels}")
     result = validate_flame(args.levels, tuple(sorted(args.reference_points)))
-    print(json.dumps(result, indent=2) if args.json else format_report(result), flush=True)
-    return 0 if result["passed"] else 1
+    return report_result(result, args.json, format_report)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,6 @@ prints.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 
@@ -57,6 +55,7 @@ import numpy as np
 import torch
 
 from physinv.core.errors import InvalidParameterError, MissingExtraError
+from physinv.core.validation import report_result, validation_parser
 from physinv.discretize.fd import FDPoissonOperator
 from physinv.discretize.grid import UniformGrid
 from physinv.discretize.mesh import TriMesh
@@ -383,19 +382,13 @@ def _rank() -> int:
 
 def main(argv=None) -> int:
     """Command line: ``python -m physinv.problems.poisson.validate [--json] [--levels N] [--no-dolfinx]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m physinv.problems.poisson.validate",
-        description="Convergence rates of the FD and P1 Poisson operators and agreement with DOLFINx.",
-    )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser = validation_parser("physinv.problems.poisson.validate", "Convergence rates of the FD and P1 Poisson operators and agreement with DOLFINx.")
     parser.add_argument("--levels", type=int, default=4, help="meshes per convergence study (default 4)")
     parser.add_argument("--no-dolfinx", action="store_true", help="skip the DOLFINx cross-check")
     parser.add_argument("--ksp", default="lu", choices=("lu", "cg-gamg"), help="DOLFINx linear solver")
     args = parser.parse_args(argv)
     result = validate_poisson(args.levels, use_dolfinx=not args.no_dolfinx, ksp=args.ksp)
-    if _rank() == 0:
-        print(json.dumps(result, indent=2) if args.json else format_report(result), flush=True)
-    return 0 if result["passed"] else 1
+    return report_result(result, args.json, format_report, show=_rank() == 0)
 
 
 if __name__ == "__main__":
