@@ -192,10 +192,10 @@ def pdeco_invert(neumann_noisy: torch.Tensor, a_true: torch.Tensor, n: int, L: i
     dp = discrepancy_principle(problem, m0, minimize_lbfgs, beta0=float(problem.num_data), maxiter=maxiter,
                                max_solves=max_solves, gtol=1e-5, report=lambda s: None)
     seconds = time.perf_counter() - t0
-    a = torch.exp(dp.result.m)
+    a = torch.exp(dp.m)
     truth = a_true.detach().cpu().double()[None]
-    return dict(a=a, seconds=seconds, beta=dp.beta, solves=len(dp.path), iterations=dp.total_iterations,
-                ratio=dp.result.misfit_ratio_history[-1],
+    return dict(a=a, seconds=seconds, beta=dp.beta, solves=len(dp.beta_path), iterations=dp.iterations,
+                ratio=dp.misfit_ratio,
                 rel_l1=float(rel_l1_percent(a[None], truth)[0]),
                 rel_l1_start=float(rel_l1_percent(torch.full_like(truth, a0), truth)[0]))
 

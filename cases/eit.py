@@ -68,7 +68,7 @@ NOISE_LEVELS = (0.0, 0.01, 0.05)
 TRAIN_NOISE_MAX = 0.05
 INVERSION_MESH = "eit_disk_h0.1.msh"
 NOISE_FLOOR = 1e-3  # relative noise assumed for noise-free data (the data weights need a scale)
-GN_SETTINGS = dict(regularizer="tv", alpha_rule="discrepancy", exclude_driven=True, fit_contact=False)
+GN_SETTINGS = dict(regularizer="tv", beta_rule="discrepancy", exclude_driven=True, fit_contact=False)
 SETTINGS = {
     # quick: 2 CPU cores, <= 15 minutes in all
     "quick": dict(
@@ -164,7 +164,7 @@ def gauss_newton_all(sim: EITSimulator, to_pixels, voltages: torch.Tensor, stds:
         result = reconstruct_absolute(sim, d.double(), float(std), **GN_SETTINGS)
         seconds = time.perf_counter() - t0
         images.append(to_pixels(result.sigma.detach().cpu()))
-        records.append({"seconds": seconds, "alpha": float(result.alpha), "iterations": int(result.iterations)})
+        records.append({"seconds": seconds, "beta": float(result.beta), "iterations": int(result.iterations)})
     return torch.stack(images), records
 
 

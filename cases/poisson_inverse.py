@@ -174,17 +174,17 @@ def run(args: argparse.Namespace) -> dict:
               f"{elapsed:.1f} s, J={res.objective_history[-1]:.5e}, misfit/noise={res.misfit_ratio_history[-1]:.3f}, "
               f"kappa rel L2={runs[name]['rel_l2']:.4f}", flush=True)
 
-    kappa_dp = torch.exp(dp.result.m)
+    kappa_dp = torch.exp(dp.m)
     lb, gn = runs["lbfgs"], runs["gauss-newton-cg"]
     metrics = {
         "kappa_rel_l2": rel_l2(kappa_dp, kappa_true, grid),
-        "misfit_over_noise": dp.result.misfit_ratio_history[-1],
+        "misfit_over_noise": dp.misfit_ratio,
         "taylor_slope": taylor.slope,
         "grad_over_forward_time": t_gradient / t_forward,
         "lbfgs_iterations": lb["result"].iterations,
         "beta": beta,
-        "discrepancy_solves": len(dp.path),
-        "discrepancy_lbfgs_iterations": dp.total_iterations,
+        "discrepancy_solves": len(dp.beta_path),
+        "discrepancy_lbfgs_iterations": dp.iterations,
         "discrepancy_seconds": t_dp,
         "lbfgs_pde_solves": lb["solves"],
         "lbfgs_seconds": lb["seconds"],
@@ -230,7 +230,7 @@ def write_outputs(out: Path, metrics, dp, runs, kappa_true, kappa_dp, sensors, a
          "misfit / noise": {k: r.misfit_ratio_history for k, r in histories.items()}},
         out / "convergence.png", hlines={"misfit / noise": 1.0},
     )
-    plot_discrepancy_path(dp.path, 1.0, out / "discrepancy.png")
+    plot_discrepancy_path(dp.beta_path, 1.0, out / "discrepancy.png")
     lb, gn = runs["lbfgs"], runs["gauss-newton-cg"]
     rows = [
         ("outer iterations", lb["result"].iterations, gn["result"].iterations),

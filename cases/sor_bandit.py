@@ -31,9 +31,7 @@ from tqdm.auto import tqdm
 from physinv.casekit import case_main, case_parser
 from physinv.core.io import atomic_savefig, atomic_write_json, atomic_write_text
 from physinv.core.seeding import seed_everything
-from physinv.linalg.sor import (
-    DEFAULT_MAXITER,
-    DEFAULT_TOL,
+from physinv.learn.relaxation import (
     OMEGA_GRID,
     BanditOmega,
     ContextualBanditOmega,
@@ -43,6 +41,7 @@ from physinv.linalg.sor import (
     build_table,
     replay,
 )
+from physinv.linalg.sor import DEFAULT_MAXITER, DEFAULT_TOL
 
 SETTINGS = {"quick": dict(instances=1000), "full": dict(instances=5000)}
 FIXED_OMEGAS = (1.0, 1.2, 1.4, 1.6, 1.8)

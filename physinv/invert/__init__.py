@@ -1,23 +1,28 @@
-"""Inverse solvers: problems, regularizers, adjoint L-BFGS, Gauss-Newton-CG, discrepancy principle."""
+"""Inverse solvers for any simulator: problems, regularizers, L-BFGS, Gauss-Newton, weight rules."""
 
 from physinv.invert.cell_regularizers import CellSmoothness, CellTotalVariation, cell_regularizer
-from physinv.invert.discrepancy import DiscrepancyResult, discrepancy_principle
-from physinv.invert.optimize import OptimizationResult, minimize_gauss_newton, minimize_lbfgs
+from physinv.invert.optimize import minimize_gauss_newton, minimize_lbfgs
 from physinv.invert.problem import IdentityParametrization, InverseProblem, LogParametrization
-from physinv.invert.regularizers import H1Seminorm, TotalVariation
+from physinv.invert.regularizers import H1Seminorm, NuisanceFree, TotalVariation
+from physinv.invert.result import OptimizationResult, SimulatorCalls
+from physinv.invert.weight_rules import discrepancy_principle, discrepancy_search, lcurve_corner, lcurve_search
 
 __all__ = [
     "CellSmoothness",
     "CellTotalVariation",
-    "DiscrepancyResult",
     "H1Seminorm",
     "IdentityParametrization",
     "InverseProblem",
     "LogParametrization",
+    "NuisanceFree",
     "OptimizationResult",
+    "SimulatorCalls",
     "TotalVariation",
     "cell_regularizer",
     "discrepancy_principle",
+    "discrepancy_search",
+    "lcurve_corner",
+    "lcurve_search",
     "minimize_gauss_newton",
     "minimize_lbfgs",
 ]

@@ -83,3 +83,34 @@ class TotalVariation:
         cell_volume = math.prod(self.grid.spacing)
         return cell_volume * torch.sqrt(self._cell_gradient_sq(m) + self.eps**2).sum()
 
+
+
+class NuisanceFree:
+    """``R(m) = R_inner(m[:count])``: the trailing entries of ``m`` are nuisance parameters
+    (e.g. a calibration factor estimated with the field) and carry no penalty.
+
+    Offers ``gradient`` and ``hessian`` (zero-padded) where ``R_inner`` does, for the dense
+    Gauss-Newton of :func:`~physinv.invert.optimize.minimize_gauss_newton`.
+    """
+
+    def __init__(self, inner, count: int):
+        if count < 1:
+            raise InvalidParameterError(f"the regularized part needs at least one entry; got count={count}")
+        self.inner, self.count = inner, int(count)
+        self.name = getattr(inner, "name", "")
+        if hasattr(inner, "gradient"):
+            self.gradient = self._gradient
+        if hasattr(inner, "hessian"):
+            self.hessian = self._hessian
+
+    def __call__(self, m: torch.Tensor) -> torch.Tensor:
+        return self.inner(m[: self.count])
+
+    def _gradient(self, m: torch.Tensor) -> torch.Tensor:
+        g = self.inner.gradient(m[: self.count])
+        return torch.cat([g, g.new_zeros(m.shape[0] - self.count)])
+
+    def _hessian(self, m: torch.Tensor) -> torch.Tensor:
+        h = self.inner.hessian(m[: self.count])
+        pad = m.shape[0] - self.count
+        return torch.nn.functional.pad(h, (0, pad, 0, pad))

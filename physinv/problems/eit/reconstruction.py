@@ -4,21 +4,29 @@ Both work on cell conductivities of an :class:`~physinv.problems.eit.simulator.E
 (``conductivity_on="cell"``) and on ``m = log(sigma)`` per cell (``sigma`` in
 S/m, so ``m`` is ``log(sigma / (1 S/m))``, dimensionless).
 
+Both are uses of the generic inversion stack (:mod:`physinv.invert`): an
+:class:`~physinv.invert.InverseProblem` with the EIT forward map, the data mask
+and data-space projection below, and a cell regularizer; the dense Gauss-Newton
+of :func:`~physinv.invert.minimize_gauss_newton`; the weight rules of
+:mod:`physinv.invert.weight_rules`.  What is EIT's own is the contact-impedance
+factor, the data space and the homogeneous start.
+
 Absolute imaging (:func:`reconstruct_absolute`) minimizes
 
-    Phi(m) = 1/2 || (F(exp m) - d) / noise_std ||^2 + alpha/2 R(m)
+    J(m) = 1/2 || (F(exp m) - d) / noise_std ||^2 + beta R(m)
 
-(``Phi`` and the weighted misfit are dimensionless: data and ``noise_std`` in
+(``J`` and the weighted misfit are dimensionless: data and ``noise_std`` in
 V) by Gauss-Newton with the adjoint Jacobian ``J_m = J_sigma diag(sigma)`` of
 :meth:`~physinv.problems.eit.simulator.EITSimulator.jacobian` (chain rule for
 ``sigma = exp m``), from the best homogeneous conductivity
-(:func:`homogeneous_fit`), with Armijo backtracking.  ``alpha`` is
-fixed or chosen by Morozov's discrepancy principle: ``alpha_k = alpha_0 /
+(:func:`homogeneous_fit`), with Armijo backtracking.  ``beta`` is
+fixed or chosen by Morozov's discrepancy principle: ``beta_k = beta_0 /
 q^k``, each solve warm-started from the previous one, stop at the first
-``alpha_k`` whose misfit ratio ``||(F - d)/noise_std|| / sqrt(N) <= tau``.
+``beta_k`` whose misfit ratio ``||(F - d)/noise_std|| / sqrt(N) <= tau``, or by
+the L-curve.
 
-Difference imaging (:func:`reconstruct_difference`) takes one regularized
-linearized step from a reference conductivity and reference data.
+Difference imaging (:func:`reconstruct_difference`) solves the regularized
+linearized problem at a reference conductivity for the data change.
 
 Regularizers: :mod:`physinv.invert.cell_regularizers` (``"tikhonov"`` smoothness, ``"tv"``).
 
@@ -62,19 +70,24 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
 from physinv.invert.cell_regularizers import EIT_REGULARIZERS, cell_regularizer
+from physinv.invert.optimize import minimize_gauss_newton
+from physinv.invert.problem import IdentityParametrization, InverseProblem
+from physinv.invert.progress import iteration_progress
+from physinv.invert.regularizers import NuisanceFree
+from physinv.invert.result import OptimizationResult
+from physinv.invert.weight_rules import discrepancy_search, lcurve_search
 from physinv.problems.eit.simulator import driven_measurements
 
 __all__ = [
-    "ALPHA_RULES",
-    "lcurve_corner",
+    "BETA_RULES",
     "EITReconstruction",
     "data_space",
     "homogeneous_fit",
@@ -83,7 +96,7 @@ __all__ = [
     "reconstruct_difference",
 ]
 
-ALPHA_RULES = ("discrepancy", "lcurve")
+BETA_RULES = ("discrepancy", "lcurve")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,6 +201,10 @@ def _jacobians(sim, m: torch.Tensor, log_k: float, f: torch.Tensor) -> tuple[tor
     return jm, f + jm.sum(1)
 
 
+def _no_penalty(x: torch.Tensor) -> torch.Tensor:
+    return x.new_zeros(())
+
+
 def homogeneous_fit(sim, data, noise_std=1.0, mask: torch.Tensor | None = None, fit_contact: bool = False,
                     contact_scale: float = 1.0, iterations: int = 20) -> tuple[float, float]:
     """Best constant conductivity ``c`` (S/m) and, if ``fit_contact``, the common contact-impedance factor
@@ -195,29 +212,38 @@ def homogeneous_fit(sim, data, noise_std=1.0, mask: torch.Tensor | None = None, 
 
     Starts from the least-squares scale ``c = <F(1), F(1)> / <F(1), d>`` (exact when the contact
     impedance is zero, since then ``F(c) = F(1)/c``), ``k = contact_scale``, and refines ``(log c, log k)``
-    by Gauss-Newton (steps capped at 1 in log).  Returns ``(c, k)``.
+    by the dense Gauss-Newton of :func:`~physinv.invert.minimize_gauss_newton` (steps capped at 1 in
+    log, ``iterations`` at most).  Returns ``(c, k)``.
     """
     _check_sim(sim)
     data = _check_data(sim, data)
     noise = _check_noise(noise_std, data.shape)
-    keep = (torch.ones_like(data, dtype=torch.bool) if mask is None else mask).reshape(-1)
-    d, w = data.reshape(-1)[keep], 1.0 / noise.reshape(-1)[keep]
-    n = sim.parameter_shape[0]
-    zero = torch.zeros(n, dtype=torch.float64)
-    f1 = _forward(sim, zero)[keep]
+    contact_scale = _check_positive("contact_scale", contact_scale)
+    keep = torch.ones_like(data, dtype=torch.bool) if mask is None else mask
+    ones = torch.ones(sim.parameter_shape[0], dtype=torch.float64)
+    fixed_log_k = math.log(contact_scale)
+
+    def split(y: torch.Tensor):
+        return y[0] * ones, (y[1] if fit_contact else fixed_log_k)
+
+    def forward(y: torch.Tensor) -> torch.Tensor:
+        m, log_k = split(y)
+        return _forward(sim, m, log_k).reshape(data.shape)
+
+    def jacobian(y: torch.Tensor) -> torch.Tensor:
+        m, log_k = split(y)
+        jm, jk = _jacobians(sim, m, float(log_k), _forward(sim, m, float(log_k)))
+        return torch.stack([jm.sum(1), jk], 1) if fit_contact else jm.sum(1, keepdim=True)
+
+    problem = InverseProblem(forward, data, noise, _no_penalty, IdentityParametrization(), mask=keep,
+                             jacobian=jacobian)
+    w = 1.0 / noise[keep]
+    f1, d = _forward(sim, 0.0 * ones).reshape(data.shape)[keep], data[keep]
     num, den = float((w**2 * f1 * f1).sum()), float((w**2 * f1 * d).sum())
-    x = torch.tensor([math.log(num / den) if den > 0 else 0.0, math.log(contact_scale)], dtype=torch.float64)
-    for _ in range(iterations):
-        f = _forward(sim, zero + x[0], float(x[1]))
-        jm, jk = _jacobians(sim, zero + x[0], float(x[1]), f)
-        r = (f[keep] - d) * w
-        cols = [jm.sum(1)[keep] * w] + ([jk[keep] * w] if fit_contact else [])
-        g = torch.stack(cols, 1)
-        step = torch.linalg.lstsq(g, -r[:, None]).solution[:, 0].clamp(-1.0, 1.0)
-        x[: len(cols)] += step
-        if float(step.abs().max()) < 1e-8:
-            break
-    return math.exp(float(x[0])), math.exp(float(x[1]))
+    start = [math.log(num / den) if den > 0 else 0.0] + ([fixed_log_k] if fit_contact else [])
+    fit = minimize_gauss_newton(problem, torch.tensor(start, dtype=torch.float64), 0.0, maxiter=iterations,
+                                gtol=1e-10, max_step=1.0, linearization="dense")
+    return math.exp(float(fit.m[0])), (math.exp(float(fit.m[1])) if fit_contact else contact_scale)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,52 +252,39 @@ def homogeneous_fit(sim, data, noise_std=1.0, mask: torch.Tensor | None = None, 
 
 
 @dataclass
-class EITReconstruction:
-    """Outcome of an EIT reconstruction.
+class EITReconstruction(OptimizationResult):
+    """The inversion stack's :class:`~physinv.invert.result.OptimizationResult` with EIT's answers.
 
-    ``sigma`` is the conductivity per cell (S/m, torch ``(n_cells,)``); ``alpha`` the
-    regularization weight used (``inf``: the homogeneous fit already met the discrepancy
-    principle); ``iterations`` the Gauss-Newton (or IRLS) iterations over all alphas;
-    ``misfit_ratio`` the final ``||(F - d)/noise_std|| / sqrt(N)`` (for difference imaging, of
-    the linearized model); ``misfit_history`` that ratio after every iteration, the start
-    first; ``alpha_path`` ``(alpha, misfit ratio, iterations)`` per tried alpha;
-    ``wall_time`` seconds; ``sigma_background`` the homogeneous start (S/m); ``contact_scale`` the
-    fitted common factor ``k`` of the contact impedances (1 when not fitted).
+    ``sigma`` is the conductivity per cell (S/m, torch ``(n_cells,)``); ``beta = inf``: the
+    homogeneous fit already met the discrepancy principle; ``sigma_background`` the homogeneous
+    start (S/m); ``contact_scale`` the common factor ``k`` of the contact impedances (fitted, or the
+    one given); ``delta_sigma`` the change from the reference (difference imaging).  ``m`` is the
+    search variable (``log sigma``, then ``log k`` when fitted; ``delta`` for difference imaging).
     """
 
-    sigma: torch.Tensor
-    alpha: float
-    regularizer: str
-    iterations: int
-    misfit_ratio: float
-    misfit_history: list[float]
-    wall_time: float
-    converged: bool
-    message: str
-    num_data: int
+    sigma: torch.Tensor | None = None
+    regularizer: str = ""
     sigma_background: float = float("nan")
-    alpha_path: list[tuple[float, float, int]] = field(default_factory=list)
     contact_scale: float = 1.0
     delta_sigma: torch.Tensor | None = None
 
 
-class _Progress:
-    def __init__(self, enabled: bool, desc: str):
-        self._ctx = None
-        self.callback: Callable[[int, float, float], None] | None = None
-        if enabled:
-            from physinv.invert.progress import iteration_progress
+def _progress(enabled: bool, desc: str):
+    return iteration_progress(desc) if enabled else nullcontext(None)
 
-            self._ctx = iteration_progress(desc)
-            self.callback = self._ctx.__enter__()
 
-    def __call__(self, k: int, objective: float, ratio: float) -> None:
-        if self.callback is not None:
-            self.callback(k, objective, ratio)
-
-    def close(self) -> None:
-        if self._ctx is not None:
-            self._ctx.__exit__(None, None, None)
+def _check_sweep(beta, tau, beta_rule, beta_factor, max_betas, max_iter, regularizer):
+    if regularizer not in EIT_REGULARIZERS:
+        raise UnknownNameError(f"unknown EIT regularizer {regularizer!r}; allowed: {', '.join(EIT_REGULARIZERS)}")
+    if beta is not None:
+        _check_positive("beta", beta)
+    _check_positive("tau", tau)
+    if beta_rule not in BETA_RULES:
+        raise UnknownNameError(f"unknown weight rule {beta_rule!r}; allowed: {', '.join(BETA_RULES)}")
+    if not (math.isfinite(beta_factor) and beta_factor > 1):
+        raise InvalidParameterError(f"beta_factor must be > 1; got {beta_factor}")
+    if max_betas < 1 or max_iter < 1:
+        raise InvalidParameterError("max_betas and max_iter must be >= 1")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,139 +292,25 @@ class _Progress:
 # --------------------------------------------------------------------------------------------------
 
 
-class _AbsoluteProblem:
-    """``Phi(x) = 1/2 ||(F(exp m, k z) - d)/s||^2 + alpha/2 R(m)`` on the kept measurements, with
-    ``x = m`` or ``x = (m, log k)`` (``fit_contact``)."""
+def _absolute_problem(sim, data, noise, keep, reg, fit_contact: bool, log_k: float, project: bool):
+    """``J(x) = 1/2 ||M (F(exp m, k z) - d)/s||^2 + beta R(m)`` with ``x = m`` or ``x = (m, log k)``."""
+    n = sim.parameter_shape[0]
 
-    def __init__(self, sim, data, noise, keep, reg, fit_contact: bool, log_k: float, project: bool):
-        self.sim, self.reg, self.fit_contact = sim, reg, fit_contact
-        self.keep = keep.reshape(-1)
-        self.d = data.reshape(-1)[self.keep]
-        self.w = 1.0 / noise.reshape(-1)[self.keep]
-        self.basis = data_space(sim, noise, keep) if project else None
-        self.num_data = self.basis.shape[1] if project else int(self.keep.sum())
-        self.n = sim.parameter_shape[0]
-        self.fixed_log_k = log_k
+    def split(x: torch.Tensor):
+        return (x[:n], x[n]) if fit_contact else (x, log_k)
 
-    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
-        return (x[: self.n], float(x[self.n])) if self.fit_contact else (x, self.fixed_log_k)
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        m, lk = split(x)
+        return (torch.exp(lk) if fit_contact else math.exp(lk)) * sim(torch.exp(m + lk))
 
-    def residual(self, x: torch.Tensor) -> torch.Tensor:
-        m, log_k = self.split(x)
-        self._f = _forward(self.sim, m, log_k)
-        return (self._f[self.keep] - self.d) * self.w
+    def jacobian(x: torch.Tensor) -> torch.Tensor:
+        m, lk = split(x)
+        jm, jk = _jacobians(sim, m, float(lk), _forward(sim, m, float(lk)))
+        return torch.cat([jm, jk[:, None]], 1) if fit_contact else jm
 
-    def weighted_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        """Jacobian of the weighted residual at ``x`` (call right after :meth:`residual` at ``x``)."""
-        m, log_k = self.split(x)
-        jm, jk = _jacobians(self.sim, m, log_k, self._f)
-        if self.fit_contact:
-            jm = torch.cat([jm, jk[:, None]], 1)
-        return jm[self.keep] * self.w[:, None]
-
-    def reg_value(self, x):
-        return float(self.reg.value(x[: self.n]))
-
-    def reg_gradient(self, x):
-        g = self.reg.gradient(x[: self.n])
-        return torch.cat([g, g.new_zeros(1)]) if self.fit_contact else g
-
-    def reg_hessian(self, x):
-        h = self.reg.hessian(x[: self.n])
-        return torch.nn.functional.pad(h, (0, 1, 0, 1)) if self.fit_contact else h
-
-    def objective(self, r: torch.Tensor, x: torch.Tensor, alpha: float) -> float:
-        return 0.5 * float(r @ r) + 0.5 * alpha * self.reg_value(x)
-
-    def ratio(self, r: torch.Tensor) -> float:
-        """``||(F - d)/s|| / sqrt(N)`` of the data projected on :func:`data_space` (if ``project``)."""
-        if self.basis is not None:
-            r = self.basis.T @ r
-        return float(r.norm()) / math.sqrt(self.num_data)
-
-
-def _solve_spd(h: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    chol, info = torch.linalg.cholesky_ex(h)
-    if int(info) == 0:
-        return torch.cholesky_solve(rhs[:, None], chol)[:, 0]
-    return torch.linalg.lstsq(h, rhs[:, None]).solution[:, 0]
-
-
-def _gauss_newton(prob: _AbsoluteProblem, x: torch.Tensor, alpha: float, max_iter: int, rtol: float,
-                  max_step: float, history: list[float], progress: _Progress, counter: list[int]):
-    """Gauss-Newton with Armijo backtracking at fixed ``alpha``.  Stops when an accepted step lowers
-    ``Phi`` by less than ``rtol * Phi``, when no step along the GN direction decreases ``Phi``
-    (stationary to rounding), or after ``max_iter`` steps.  Returns ``(x, r, iterations, converged)``."""
-    r = prob.residual(x)
-    phi = prob.objective(r, x, alpha)
-    for it in range(1, max_iter + 1):
-        jw = prob.weighted_jacobian(x)
-        g = jw.T @ r + 0.5 * alpha * prob.reg_gradient(x)
-        h = jw.T @ jw + 0.5 * alpha * prob.reg_hessian(x)
-        p = -_solve_spd(h, g)
-        biggest = float(p.abs().max())
-        if biggest > max_step:  # step control: at most a factor exp(max_step) per cell and step
-            p = p * (max_step / biggest)
-        slope = float(g @ p)
-        if slope >= 0:
-            p, slope = -g, -float(g @ g)
-        t, accepted = 1.0, False
-        for _ in range(12):
-            x_trial = x + t * p
-            r_trial = prob.residual(x_trial)
-            phi_trial = prob.objective(r_trial, x_trial, alpha)
-            if math.isfinite(phi_trial) and phi_trial <= phi + 1e-4 * t * slope:
-                accepted = True
-                break
-            t *= 0.5
-        if not accepted:
-            prob.residual(x)  # restore the cached forward data of x
-            return x, r, it - 1, True
-        decrease = phi - phi_trial
-        x, r, phi = x_trial, r_trial, phi_trial
-        history.append(prob.ratio(r))
-        counter[0] += 1
-        progress(counter[0], phi, history[-1])
-        if decrease <= rtol * phi:
-            return x, r, it, True
-    return x, r, max_iter, False
-
-
-def _projected_misfit(prob: _AbsoluteProblem, r: torch.Tensor) -> float:
-    if prob.basis is not None:
-        r = prob.basis.T @ r
-    return float(r @ r)
-
-
-def lcurve_corner(alphas, misfits, penalties) -> int:
-    """Index of the L-curve corner: the largest curvature of ``(log misfit, log R)`` as a curve in ``log alpha``
-    (Hansen's L-curve criterion; derivatives by second-order finite differences, end points excluded)."""
-    t = np.log(np.asarray(alphas, dtype=float))
-    rho = np.log(np.maximum(np.asarray(misfits, dtype=float), 1e-300))
-    eta = np.log(np.maximum(np.asarray(penalties, dtype=float), 1e-300))
-    if t.size < 3:
-        raise InvalidParameterError(f"the L-curve needs at least 3 alphas; got {t.size}")
-    d_rho, d_eta = np.gradient(rho, t), np.gradient(eta, t)
-    dd_rho, dd_eta = np.gradient(d_rho, t), np.gradient(d_eta, t)
-    curvature = (d_rho * dd_eta - dd_rho * d_eta) / np.maximum(d_rho**2 + d_eta**2, 1e-300) ** 1.5
-    return int(np.argmax(curvature[1:-1])) + 1
-
-
-def _lcurve_sweep(prob: _AbsoluteProblem, x: torch.Tensor, alpha0: float, alpha_factor: float, count: int,
-                  max_iter: int, rtol: float, max_step: float, history: list[float], bar, counter: list[int]):
-    """Solve for ``alpha0 / q^k``, ``k = 0..count-1`` (warm starts), keep the L-curve corner.
-    Returns ``(alpha, x, r, path)``."""
-    path, states = [], []
-    alpha = alpha0
-    for _ in range(count):
-        x, r, its, _conv = _gauss_newton(prob, x, alpha, max_iter, rtol, max_step, history, bar, counter)
-        path.append((alpha, prob.ratio(r), its))
-        states.append((alpha, _projected_misfit(prob, r), prob.reg_value(x), x, r))
-        alpha /= alpha_factor
-    corner = lcurve_corner(*zip(*[(a, f, p) for a, f, p, _, _ in states]))
-    alpha, _, _, x, r = states[corner]
-    prob.residual(x)  # the cached forward data belong to x again
-    return alpha, x, r, path
+    return InverseProblem(forward, data, noise, NuisanceFree(reg, n) if fit_contact else reg,
+                          IdentityParametrization(), mask=keep,
+                          projection=data_space(sim, noise, keep) if project else None, jacobian=jacobian)
 
 
 def reconstruct_absolute(
@@ -419,13 +318,13 @@ def reconstruct_absolute(
     data,
     noise_std,
     regularizer: str = "tv",
-    alpha: float | None = None,
-    alpha_rule: str = "discrepancy",
+    beta: float | None = None,
+    beta_rule: str = "discrepancy",
     tau: float = 1.05,
-    alpha0: float | None = None,
-    alpha_factor: float = 2.0,
-    max_alphas: int = 30,
-    lcurve_alphas: int = 16,
+    beta0: float | None = None,
+    beta_factor: float = 2.0,
+    max_betas: int = 30,
+    lcurve_betas: int = 16,
     max_iter: int = 8,
     rtol: float = 1e-3,
     tv_beta: float = 0.05,
@@ -448,24 +347,21 @@ def reconstruct_absolute(
         noise (V; a scalar or broadcastable to the data), > 0.
     regularizer
         ``"tikhonov"`` or ``"tv"`` (module doc).
-    alpha
-        A fixed weight (then ``max_iter * max_alphas`` Gauss-Newton steps at most); ``None``
-        chooses it by the discrepancy principle: ``alpha_k = alpha0 / alpha_factor^k``, warm
-        starts, the first ``alpha_k`` with misfit ratio ``<= tau`` is kept (or the last of
-        ``max_alphas``, with ``converged=False``).
-    alpha0
-        Start of the sequence; default ``100 tr(J^T J) / tr(H_R / 2)`` at the homogeneous start (``H_R / 2``:
-        the Hessian of the penalty term ``R / 2``)
-        (100 times the weight at which regularization and data curvatures balance).  If the
-        misfit ratio at ``alpha0`` is already ``<= tau``, alpha is increased instead (cold
-        starts) until it exceeds ``tau``, and the last alpha below is kept.
-    alpha_rule, lcurve_alphas
-        How ``alpha=None`` is chosen: ``"discrepancy"`` (above) or ``"lcurve"``: solve for
-        ``lcurve_alphas`` values ``alpha0 / alpha_factor^k`` (warm starts) and keep the corner of
-        the L-curve (:func:`lcurve_corner`; misfit on the projected data, as the discrepancy test).
+    beta
+        A fixed weight (then ``max_iter * max_betas`` Gauss-Newton steps at most); ``None``
+        chooses it by ``beta_rule``.
+    beta_rule, tau, beta0, beta_factor, max_betas, lcurve_betas
+        ``"discrepancy"``: :func:`~physinv.invert.weight_rules.discrepancy_search` on
+        ``beta0 / beta_factor^k`` (warm starts; the first weight with misfit ratio ``<= tau`` is
+        kept; if ``beta0`` fits already, the weight goes up until it does not), at most
+        ``max_betas`` weights.  ``"lcurve"``:
+        :func:`~physinv.invert.weight_rules.lcurve_search` over ``lcurve_betas`` weights (misfit
+        on the projected data, as the discrepancy test).  ``beta0`` defaults to
+        ``100 tr(J^T J) / tr(H_R)`` at the homogeneous start (100 times the weight at which
+        regularization and data curvatures balance).
     max_iter, rtol, max_step
-        Gauss-Newton steps per alpha; stop when a step lowers ``Phi`` by less than
-        ``rtol * Phi``; steps are scaled to ``max|delta m| <= max_step``.
+        Gauss-Newton steps per weight; stop when a step lowers ``J`` by less than
+        ``rtol * J``; steps are scaled to ``max|delta m| <= max_step``.
     tv_beta, gamma
         TV smoothing (a log-conductivity jump) and the weight (1/m^2) of the optional
         identity term ``gamma sum |T_i| (m_i - m_ref,i)^2``, ``m_ref`` = the homogeneous start.
@@ -476,9 +372,9 @@ def reconstruct_absolute(
     exclude_driven
         Drop the measurements on current-carrying electrodes (module doc).
     project_data
-        Measure the misfit ratio of the discrepancy principle on the data projected onto the
-        subspace every model prediction lies in (:func:`data_space`), with ``N`` its dimension.
-        (The rest is noise whatever ``sigma``; counting it would make ``tau`` mean less.)
+        Measure the misfit ratio on the data projected onto the subspace every model
+        prediction lies in (:func:`data_space`), with ``N`` its dimension.  (The rest is noise
+        whatever ``sigma``; counting it would make ``tau`` mean less.)
     progress
         Show a tqdm bar (one tick per Gauss-Newton step).
     """
@@ -486,17 +382,9 @@ def reconstruct_absolute(
     _check_sim(sim)
     data = _check_data(sim, data)
     noise = _check_noise(noise_std, data.shape)
-    if regularizer not in EIT_REGULARIZERS:
-        raise UnknownNameError(f"unknown EIT regularizer {regularizer!r}; allowed: {', '.join(EIT_REGULARIZERS)}")
-    if alpha is not None:
-        alpha = _check_positive("alpha", alpha)
-    tau = _check_positive("tau", tau)
-    if alpha_rule not in ALPHA_RULES:
-        raise UnknownNameError(f"unknown alpha rule {alpha_rule!r}; allowed: {', '.join(ALPHA_RULES)}")
-    if not (math.isfinite(alpha_factor) and alpha_factor > 1):
-        raise InvalidParameterError(f"alpha_factor must be > 1; got {alpha_factor}")
-    if max_alphas < 1 or max_iter < 1:
-        raise InvalidParameterError("max_alphas and max_iter must be >= 1")
+    _check_sweep(beta, tau, beta_rule, beta_factor, max_betas, max_iter, regularizer)
+    if beta_rule == "lcurve" and lcurve_betas < 3:
+        raise InvalidParameterError(f"lcurve_betas must be >= 3; got {lcurve_betas}")
     keep = _kept_measurements(sim, data.shape, exclude_driven)
     if not bool(keep.any()):
         raise InvalidParameterError("every measurement touches a driven electrode; use exclude_driven=False")
@@ -506,69 +394,37 @@ def reconstruct_absolute(
     n = sim.parameter_shape[0]
     m0 = torch.full((n,), math.log(sigma0), dtype=torch.float64)
     reg = cell_regularizer(regularizer, sim.operator.mesh, tv_beta=tv_beta, gamma=gamma, m_ref=m0.clone())
-    prob = _AbsoluteProblem(sim, data, noise, keep, reg, fit_contact, math.log(k0), project_data)
-    x = torch.cat([m0, torch.tensor([math.log(k0)], dtype=torch.float64)]) if fit_contact else m0
-    r = prob.residual(x)
-    history = [prob.ratio(r)]
-    counter = [0]
-    bar = _Progress(progress, f"EIT Gauss-Newton ({regularizer})")
-    try:
-        if alpha is not None:
-            x, r, its, converged = _gauss_newton(prob, x, alpha, max_iter * max_alphas, rtol, max_step, history,
-                                                 bar, counter)
-            path = [(alpha, history[-1], its)]
-            message = "converged" if converged else "maximum iterations reached"
+    problem = _absolute_problem(sim, data, noise, keep, reg, fit_contact, math.log(k0), project_data)
+    x0 = torch.cat([m0, torch.tensor([math.log(k0)], dtype=torch.float64)]) if fit_contact else m0
+
+    with _progress(progress, f"EIT Gauss-Newton ({regularizer})") as callback:
+        def solve(weight: float, x: torch.Tensor, maxiter: int = max_iter) -> OptimizationResult:
+            return minimize_gauss_newton(problem, x, weight, maxiter=maxiter, gtol=0.0, rtol=rtol,
+                                         max_step=max_step, linearization="dense", callback=callback)
+
+        if beta is not None:
+            result = solve(beta, x0, max_iter * max_betas)
         else:
-            if alpha0 is None:
-                jw = prob.weighted_jacobian(x)[:, :n]
-                alpha0 = 100.0 * float((jw**2).sum()) / float(torch.diagonal(0.5 * reg.hessian(m0)).sum())
-            alpha = _check_positive("alpha0", alpha0)
-            path, converged, message = [], False, ""
-            x_start = x
-            if alpha_rule == "lcurve":
-                if lcurve_alphas < 3:
-                    raise InvalidParameterError(f"lcurve_alphas must be >= 3; got {lcurve_alphas}")
-                alpha, x, r, path = _lcurve_sweep(prob, x, alpha, alpha_factor, lcurve_alphas, max_iter, rtol,
-                                                  max_step, history, bar, counter)
-                converged = True
-                message = f"L-curve corner: alpha = {alpha:.4g} of {lcurve_alphas} values"
-            elif history[0] <= tau:  # the best homogeneous conductivity explains the data already
-                alpha, converged = math.inf, True
-                message = f"discrepancy principle: the homogeneous fit has misfit ratio {history[0]:.3f} <= tau"
+            ratio0 = problem.misfit_over_noise(x0)
+            if beta_rule == "discrepancy" and ratio0 <= tau:  # the best homogeneous conductivity fits already
+                result = OptimizationResult(
+                    x0, "gauss-newton", math.inf, converged=True, misfit_ratio=ratio0, num_data=problem.num_data,
+                    misfit_ratio_history=[ratio0],
+                    message=f"discrepancy principle: the homogeneous fit has misfit ratio {ratio0:.3f} <= tau")
             else:
-                x, r, its, _conv = _gauss_newton(prob, x, alpha, max_iter, rtol, max_step, history, bar, counter)
-                path.append((alpha, prob.ratio(r), its))
-                upward = path[-1][1] <= tau  # alpha0 too small: go up until the misfit exceeds tau
-                best = (alpha, x, r) if upward else None
-                for _ in range(max_alphas - 1):
-                    if upward == (path[-1][1] > tau):
-                        break
-                    alpha = alpha * alpha_factor if upward else alpha / alpha_factor
-                    x0 = x_start if upward else x  # warm start from the neighbour closer to the solution
-                    x, r, its, _conv = _gauss_newton(prob, x0, alpha, max_iter, rtol, max_step, history, bar,
-                                                     counter)
-                    path.append((alpha, prob.ratio(r), its))
-                    if path[-1][1] <= tau:
-                        best = (alpha, x, r)
-                if best is not None and (not upward or path[-1][1] > tau):
-                    alpha, x, r = best
-                    converged = True
-                    message = (f"discrepancy principle: alpha = {alpha:.4g}, the largest tried with misfit ratio "
-                               f"<= tau = {tau}")
-                elif best is not None:  # went up max_alphas times without exceeding tau
-                    alpha, x, r = best
-                    message = f"misfit ratio <= tau = {tau} for every alpha up to {alpha:.4g}; keeping that"
+                if beta0 is None:
+                    jw = problem.weighted_jacobian(x0)[:, :n]
+                    beta0 = 100.0 * float((jw**2).sum()) / float(torch.diagonal(reg.hessian(m0)).sum())
+                beta0 = _check_positive("beta0", beta0)
+                if beta_rule == "lcurve":
+                    result = lcurve_search(solve, x0, beta0, problem.regularizer, beta_factor, lcurve_betas)
                 else:
-                    message = (f"discrepancy principle not met after {max_alphas} alphas (misfit ratio "
-                               f"{path[-1][1]:.3f} > tau = {tau}); keeping the last alpha")
-    finally:
-        bar.close()
-    m, log_k = prob.split(x)
-    return EITReconstruction(
-        sigma=torch.exp(m), alpha=float(alpha), regularizer=regularizer, iterations=counter[0],
-        misfit_ratio=prob.ratio(r), misfit_history=history, wall_time=time.perf_counter() - start,
-        converged=converged, message=message, num_data=prob.num_data, sigma_background=sigma0, alpha_path=path,
-        contact_scale=math.exp(log_k))
+                    result = discrepancy_search(solve, x0, beta0, tau=tau, factor=beta_factor, band=None,
+                                                max_solves=max_betas)
+    m, log_k = (result.m[:n], float(result.m[n])) if fit_contact else (result.m, math.log(k0))
+    fields = {**vars(result), "calls": problem.calls.copy(), "wall_time": time.perf_counter() - start}
+    return EITReconstruction(**fields, sigma=torch.exp(m), regularizer=regularizer, sigma_background=sigma0,
+                             contact_scale=math.exp(log_k))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -583,9 +439,11 @@ def reconstruct_difference(
     noise_std,
     sigma_ref=None,
     regularizer: str = "tikhonov",
-    alpha: float | None = None,
-    alphas=None,
+    beta: float | None = None,
     tau: float = 1.05,
+    beta0: float | None = None,
+    beta_factor: float = 1.5,
+    max_betas: int = 40,
     parametrization: str = "log",
     tv_beta: float = 0.05,
     gamma: float = 0.0,
@@ -595,12 +453,12 @@ def reconstruct_difference(
     project_data: bool = True,
     progress: bool = False,
 ) -> EITReconstruction:
-    """Difference imaging: one regularized linearized step from ``sigma_ref``.
+    """Difference imaging: the regularized linearized problem at ``sigma_ref``.
 
     With ``J`` the Jacobian at ``sigma_ref`` (w.r.t. ``log sigma`` for ``parametrization="log"``,
     w.r.t. ``sigma`` for ``"linear"``) and ``y = d - d_ref`` (V),
 
-        delta = argmin 1/2 ||(J delta - y)/noise_std||^2 + alpha/2 R(delta),
+        delta = argmin 1/2 ||(J delta - y)/noise_std||^2 + beta R(delta),
 
     ``R`` as in absolute imaging with ``m_ref = 0``.  ``"log"`` returns
     ``sigma = sigma_ref exp(delta)`` (always positive; to first order the same as ``"linear"``),
@@ -608,34 +466,29 @@ def reconstruct_difference(
     exceeds the linearization).  ``delta_sigma = sigma - sigma_ref`` either way.  For TV on
     ``"linear"``, ``tv_beta`` is scaled by the mean of ``sigma_ref`` (S/m).
 
-    ``noise_std`` (V) is that of the difference ``d - d_ref``.  ``alpha`` fixed, or the largest of
-    ``alphas`` (default: 40 values from ``10 tr(J^T J)/tr(H_R / 2)`` down by factors of 1.5) whose
-    misfit ratio ``||(J delta - y)/noise_std|| / sqrt(N) <= tau`` (projected as in
-    :func:`reconstruct_absolute` when ``project_data``).  ``sigma_ref`` defaults to the
-    best homogeneous conductivity for ``data_ref``, with the contact-impedance factor fitted too
-    (:func:`homogeneous_fit`); with a given ``sigma_ref``, ``contact_scale`` defaults to 1.  TV is
-    solved by ``irls_iterations`` lagged-diffusivity re-weightings per alpha (warm-started along the
-    decreasing alphas).
+    ``noise_std`` (V) is that of the difference ``d - d_ref``.  ``beta`` fixed, or chosen by the
+    discrepancy principle on ``beta0 / beta_factor^k`` (``beta0`` default ``10 tr(J^T J)/tr(H_R)``,
+    at most ``max_betas`` weights; misfit ratio projected as in :func:`reconstruct_absolute` when
+    ``project_data``).  The minimizer is the dense Gauss-Newton of the linear problem: one exact
+    step for Tikhonov; for TV its steps are the lagged-diffusivity (IRLS) re-weightings, at most
+    ``irls_iterations`` per weight, warm-started along the decreasing weights.  ``sigma_ref``
+    defaults to the best homogeneous conductivity for ``data_ref``, with the contact-impedance
+    factor fitted too (:func:`homogeneous_fit`); with a given ``sigma_ref``, ``contact_scale``
+    defaults to 1.
     """
     start = time.perf_counter()
     _check_sim(sim)
     data = _check_data(sim, data)
     data_ref = _check_data(sim, data_ref, "data_ref")
     noise = _check_noise(noise_std, data.shape)
-    if regularizer not in EIT_REGULARIZERS:
-        raise UnknownNameError(f"unknown EIT regularizer {regularizer!r}; allowed: {', '.join(EIT_REGULARIZERS)}")
+    _check_sweep(beta, tau, "discrepancy", beta_factor, max_betas, irls_iterations, regularizer)
     if parametrization not in ("log", "linear"):
         raise UnknownNameError(f"parametrization must be 'log' or 'linear'; got {parametrization!r}")
-    if alpha is not None:
-        alpha = _check_positive("alpha", alpha)
-    tau = _check_positive("tau", tau)
     n = sim.parameter_shape[0]
     keep = _kept_measurements(sim, data.shape, exclude_driven)
-    keep = keep.reshape(-1)
     if sigma_ref is None:
         # a given contact_scale is used in the fit too, so sigma_ref and the linearization agree
-        sigma0, k_fit = homogeneous_fit(sim, data_ref, noise, mask=keep.reshape(data.shape),
-                                        fit_contact=contact_scale is None,
+        sigma0, k_fit = homogeneous_fit(sim, data_ref, noise, mask=keep, fit_contact=contact_scale is None,
                                         contact_scale=1.0 if contact_scale is None else contact_scale)
         sigma_ref = torch.full((n,), sigma0, dtype=torch.float64)
         contact_scale = k_fit
@@ -646,75 +499,37 @@ def reconstruct_difference(
         sigma0 = float(sigma_ref.mean())
     contact_scale = _check_positive("contact_scale", 1.0 if contact_scale is None else contact_scale)
 
-    w = 1.0 / noise.reshape(-1)[keep]
     log_k = math.log(contact_scale)
     jac, _ = _jacobians(sim, torch.log(sigma_ref), log_k, _forward(sim, torch.log(sigma_ref), log_k))
     if parametrization == "log":
-        beta = tv_beta
+        smoothing = tv_beta
     else:
         jac = jac / sigma_ref[None, :]
-        beta = tv_beta * float(sigma_ref.mean())
-    jw = jac[keep] * w[:, None]
-    y = (data - data_ref).reshape(-1)[keep] * w
-    basis = data_space(sim, noise, keep) if project_data else None
-    num_data = basis.shape[1] if project_data else int(keep.sum())
-    reg = cell_regularizer(regularizer, sim.operator.mesh, tv_beta=beta, gamma=gamma, m_ref=0.0)
-    jtj, jty = jw.T @ jw, jw.T @ y
+        smoothing = tv_beta * float(sigma_ref.mean())
+    reg = cell_regularizer(regularizer, sim.operator.mesh, tv_beta=smoothing, gamma=gamma, m_ref=0.0)
+    problem = InverseProblem(lambda delta: (jac @ delta).reshape(data.shape), data - data_ref, noise, reg,
+                             IdentityParametrization(), mask=keep,
+                             projection=data_space(sim, noise, keep) if project_data else None,
+                             jacobian=lambda _delta: jac)
     zero = torch.zeros(n, dtype=torch.float64)
+    steps = 1 if regularizer == "tikhonov" else irls_iterations  # Tikhonov: the quadratic's exact minimizer
 
-    def ratio_of(delta):
-        r = jw @ delta - y
-        return float((r if basis is None else basis.T @ r).norm()) / math.sqrt(num_data)
+    with _progress(progress, f"EIT difference imaging ({regularizer})") as callback:
+        def solve(weight: float, delta: torch.Tensor) -> OptimizationResult:
+            return minimize_gauss_newton(problem, delta, weight, maxiter=steps, gtol=0.0, rtol=1e-6,
+                                         linearization="dense", callback=callback)
 
-    def solve(a, delta):
-        """Minimizer at weight ``a`` (TV: IRLS from ``delta``); returns (delta, iterations)."""
-        if regularizer == "tikhonov":
-            return _solve_spd(jtj + 0.5 * a * reg.hessian(), jty), 1
-        for k in range(1, irls_iterations + 1):
-            new = _solve_spd(jtj + 0.5 * a * reg.hessian(delta), jty)
-            change = float((new - delta).norm()) / max(float(new.norm()), 1e-300)
-            delta = new
-            if change < 1e-3:
-                return delta, k
-        return delta, irls_iterations
-
-    history = [ratio_of(zero)]
-    bar = _Progress(progress, f"EIT difference imaging ({regularizer})")
-    path: list[tuple[float, float, int]] = []
-    iterations = 0
-    try:
-        if alpha is not None:
-            delta, its = solve(alpha, zero)
-            iterations += its
-            history.append(ratio_of(delta))
-            path.append((alpha, history[-1], its))
-            converged, message = True, "fixed alpha"
+        if beta is not None:
+            result = solve(beta, zero)
+            result.converged, result.message = True, "fixed beta"
         else:
-            if alphas is None:
-                a0 = 10.0 * float(torch.diagonal(jtj).sum()) / float(torch.diagonal(0.5 * reg.hessian(zero)).sum())
-                alphas = a0 / 1.5 ** np.arange(40)
-            alphas = sorted((_check_positive("alphas", float(a)) for a in alphas), reverse=True)
-            if not alphas:
-                raise InvalidParameterError("alphas is empty; give at least one regularization weight (or None)")
-            delta, converged, message = zero, False, ""
-            for a in alphas:
-                delta, its = solve(a, delta)
-                iterations += its
-                history.append(ratio_of(delta))
-                path.append((a, history[-1], its))
-                bar(len(path), 0.5 * history[-1] ** 2 * num_data, history[-1])
-                alpha = a
-                if history[-1] <= tau:
-                    converged = True
-                    message = f"discrepancy principle: misfit ratio {history[-1]:.3f} <= tau = {tau}"
-                    break
-            else:
-                message = f"no alpha in the grid reached misfit ratio <= tau = {tau}; keeping the smallest"
-    finally:
-        bar.close()
+            if beta0 is None:
+                jw = problem.weighted_jacobian(zero)
+                beta0 = 10.0 * float((jw**2).sum()) / float(torch.diagonal(reg.hessian(zero)).sum())
+            result = discrepancy_search(solve, zero, _check_positive("beta0", beta0), tau=tau, factor=beta_factor,
+                                        band=None, max_solves=max_betas)
+    delta = result.m
     sigma = sigma_ref * torch.exp(delta) if parametrization == "log" else sigma_ref + delta
-    return EITReconstruction(
-        sigma=sigma, alpha=float(alpha), regularizer=regularizer, iterations=iterations,
-        misfit_ratio=ratio_of(delta), misfit_history=history,
-        wall_time=time.perf_counter() - start, converged=converged, message=message, num_data=num_data,
-        sigma_background=sigma0, alpha_path=path, contact_scale=contact_scale, delta_sigma=sigma - sigma_ref)
+    fields = {**vars(result), "calls": problem.calls.copy(), "wall_time": time.perf_counter() - start}
+    return EITReconstruction(**fields, sigma=sigma, regularizer=regularizer, sigma_background=sigma0,
+                             contact_scale=contact_scale, delta_sigma=sigma - sigma_ref)

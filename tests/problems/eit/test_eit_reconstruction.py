@@ -9,10 +9,10 @@ import torch
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
 from physinv.problems.eit.electrodes import ElectrodeMesh
 from physinv.invert.cell_regularizers import CellTotalVariation, cell_graph, cell_regularizer
+from physinv.invert.weight_rules import lcurve_corner
 from physinv.problems.eit.reconstruction import (
     data_space,
     homogeneous_fit,
-    lcurve_corner,
     log_conductivity_jacobian,
     reconstruct_absolute,
     reconstruct_difference,
@@ -169,14 +169,18 @@ def test_gauss_newton_reaches_the_discrepancy_level(sims):
     data, noise = _noisy(fine, PHANTOMS[0], 0.01, seed=0)
     out = reconstruct_absolute(coarse, data, noise, regularizer="tikhonov")
     assert out.converged, out.message
-    assert out.misfit_history[0] > 1.05  # the homogeneous fit does not explain the data
-    assert out.misfit_ratio <= 1.05  # ... the reconstruction does, at the chosen alpha
-    # the discrepancy principle stops at the first alpha of the decreasing sequence that fits
-    alphas = [a for a, _, _ in out.alpha_path]
-    assert alphas == sorted(alphas, reverse=True) and out.alpha == alphas[-1]
-    assert all(ratio > 1.05 for _, ratio, _ in out.alpha_path[:-1])
+    assert out.misfit_ratio_history[0] > 1.05  # the homogeneous fit does not explain the data
+    assert out.misfit_ratio <= 1.05  # ... the reconstruction does, at the chosen beta
+    # the discrepancy principle stops at the first beta of the decreasing sequence that fits
+    betas = [a for a, _, _ in out.beta_path]
+    assert betas == sorted(betas, reverse=True) and out.beta == betas[-1]
+    assert all(ratio > 1.05 for _, ratio, _ in out.beta_path[:-1])
     assert out.sigma.shape == coarse.parameter_shape and bool((out.sigma > 0).all())
-    assert out.iterations == len(out.misfit_history) - 1 and out.wall_time > 0
+    assert out.iterations == len(out.misfit_ratio_history) - 1 and out.wall_time > 0
+    # every simulator call is counted: one dense Jacobian per Gauss-Newton step, one for the beta0 scale,
+    # and at most one per weight that bought no step (the solve ended stationary)
+    assert out.iterations + 1 <= out.calls.linearized <= out.iterations + 1 + len(out.beta_path)
+    assert out.calls.forward > out.iterations
 
 
 @pytest.mark.parametrize("regularizer", ["tikhonov", "tv"])
@@ -193,24 +197,24 @@ def test_recovers_a_single_inclusion(sims, regularizer):
         assert _dice(coarse, phantom, out.sigma) > 0.55
 
 
-def test_fixed_alpha_and_options(sims):
+def test_fixed_beta_and_options(sims):
     fine, coarse = sims
     data, noise = _noisy(fine, PHANTOMS[0], 0.01, seed=2)
-    out = reconstruct_absolute(coarse, data, noise, regularizer="tv", alpha=50.0, exclude_driven=True,
-                               fit_contact=False, project_data=False, max_iter=3, max_alphas=2, progress=True)
-    assert out.alpha == 50.0 and out.contact_scale == 1.0 and out.num_data == 208  # 16 x 13 kept
-    assert out.misfit_ratio < out.misfit_history[0]
+    out = reconstruct_absolute(coarse, data, noise, regularizer="tv", beta=25.0, exclude_driven=True,
+                               fit_contact=False, project_data=False, max_iter=3, max_betas=2, progress=True)
+    assert out.beta == 25.0 and out.contact_scale == 1.0 and out.num_data == 208  # 16 x 13 kept
+    assert out.misfit_ratio < out.misfit_ratio_history[0]
     assert 1 <= out.iterations <= 6
 
 
 def test_lcurve_corner_of_a_known_curve():
-    """An exact L: misfit flat for large alpha then growing, penalty the mirror image; the corner is
-    where the two branches meet (alpha = 1 in the middle of the log grid)."""
-    alphas = np.logspace(3, -3, 25)
-    t = np.log(alphas)
-    misfit = np.exp(np.logaddexp(0.0, 3.0 * t))      # ~1 for alpha << 1, ~alpha^3 above
-    penalty = np.exp(np.logaddexp(0.0, -3.0 * t))    # ~1 for alpha >> 1, ~alpha^-3 below
-    assert lcurve_corner(alphas, misfit, penalty) == 12
+    """An exact L: misfit flat for large beta then growing, penalty the mirror image; the corner is
+    where the two branches meet (beta = 1 in the middle of the log grid)."""
+    betas = np.logspace(3, -3, 25)
+    t = np.log(betas)
+    misfit = np.exp(np.logaddexp(0.0, 3.0 * t))      # ~1 for beta << 1, ~beta^3 above
+    penalty = np.exp(np.logaddexp(0.0, -3.0 * t))    # ~1 for beta >> 1, ~beta^-3 below
+    assert lcurve_corner(betas, misfit, penalty) == 12
     with pytest.raises(InvalidParameterError):
         lcurve_corner([1.0, 0.5], [1.0, 1.0], [1.0, 2.0])
 
@@ -218,13 +222,13 @@ def test_lcurve_corner_of_a_known_curve():
 def test_lcurve_rule_sweeps_and_keeps_a_point_of_its_path(sims):
     fine, coarse = sims
     data, noise = _noisy(fine, PHANTOMS[0], 0.01, seed=3)
-    out = reconstruct_absolute(coarse, data, noise, regularizer="tikhonov", alpha_rule="lcurve", lcurve_alphas=6,
+    out = reconstruct_absolute(coarse, data, noise, regularizer="tikhonov", beta_rule="lcurve", lcurve_betas=6,
                                max_iter=3, exclude_driven=True, fit_contact=False)
-    alphas = [a for a, _, _ in out.alpha_path]
-    assert len(alphas) == 6 and alphas == sorted(alphas, reverse=True)
-    assert out.alpha in alphas[1:-1] and out.converged and "L-curve" in out.message
+    betas = [a for a, _, _ in out.beta_path]
+    assert len(betas) == 6 and betas == sorted(betas, reverse=True)
+    assert out.beta in betas[1:-1] and out.converged and "L-curve" in out.message
     with pytest.raises(UnknownNameError, match="lcurve"):
-        reconstruct_absolute(coarse, data, noise, alpha_rule="gcv")
+        reconstruct_absolute(coarse, data, noise, beta_rule="gcv")
 
 
 # ------------------------------------------------------------------------------------------------ difference
@@ -251,15 +255,15 @@ def test_difference_imaging_localizes_the_inclusion(sims, regularizer):
     assert math.hypot(float(centre[0]) - inc.x, float(centre[1]) - inc.y) < 0.15
 
 
-def test_difference_imaging_linear_parametrization_and_fixed_alpha(sims):
+def test_difference_imaging_linear_parametrization_and_fixed_beta(sims):
     fine, coarse = sims
     data, noise = _noisy(fine, PHANTOMS[1], 0.01, seed=5)
     ref, _ = _noisy(fine, Phantom(1.0, ()), 0.0, seed=6)
-    out = reconstruct_difference(coarse, data, ref, noise, sigma_ref=1.0, parametrization="linear", alpha=10.0)
-    assert out.alpha == 10.0 and out.contact_scale == 1.0
+    out = reconstruct_difference(coarse, data, ref, noise, sigma_ref=1.0, parametrization="linear", beta=5.0)
+    assert out.beta == 5.0 and out.contact_scale == 1.0
     torch.testing.assert_close(out.sigma, 1.0 + out.delta_sigma)
     assert float(out.delta_sigma.min()) < 0  # the resistive inclusion shows as a decrease
-    assert out.misfit_ratio < out.misfit_history[0]
+    assert out.misfit_ratio < out.misfit_ratio_history[0]
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -294,8 +298,8 @@ def test_bad_inputs_raise_clear_errors(sims, fn):
         call(noise=torch.ones(7))
     with pytest.raises(UnknownNameError, match="tikhonov, tv"):
         call(regularizer="l1")
-    with pytest.raises(InvalidParameterError, match="alpha"):
-        call(alpha=-1.0)
+    with pytest.raises(InvalidParameterError, match="beta"):
+        call(beta=-1.0)
     with pytest.raises(InvalidParameterError, match="tau"):
         call(tau=0.0)
 
@@ -320,15 +324,17 @@ def test_bad_sweep_settings_raise_clear_errors(sims):
     fine, coarse = sims
     with torch.no_grad():
         good = coarse(torch.ones(coarse.parameter_shape, dtype=torch.float64))
-    with pytest.raises(InvalidParameterError, match="alpha_factor"):
-        reconstruct_absolute(coarse, good, 1e-3, alpha_factor=1.0)
-    with pytest.raises(InvalidParameterError, match="max_alphas"):
-        reconstruct_absolute(coarse, good, 1e-3, max_alphas=0)
-    with pytest.raises(InvalidParameterError, match="lcurve_alphas"):
-        reconstruct_absolute(coarse, good * 1.01, 1e-3, alpha_rule="lcurve", lcurve_alphas=2)
+    with pytest.raises(InvalidParameterError, match="beta_factor"):
+        reconstruct_absolute(coarse, good, 1e-3, beta_factor=1.0)
+    with pytest.raises(InvalidParameterError, match="max_betas"):
+        reconstruct_absolute(coarse, good, 1e-3, max_betas=0)
+    with pytest.raises(InvalidParameterError, match="lcurve_betas"):
+        reconstruct_absolute(coarse, good * 1.01, 1e-3, beta_rule="lcurve", lcurve_betas=2)
     with pytest.raises(InvalidParameterError, match="contact_scale"):
         reconstruct_absolute(coarse, good, 1e-3, contact_scale=0.0)
-    with pytest.raises(InvalidParameterError, match="alphas is empty"):
-        reconstruct_difference(coarse, good, good, 1e-3, alphas=[])
+    with pytest.raises(InvalidParameterError, match="max_betas"):
+        reconstruct_difference(coarse, good, good, 1e-3, max_betas=0)
+    with pytest.raises(InvalidParameterError, match="beta0"):
+        reconstruct_difference(coarse, good, good, 1e-3, beta0=-2.0)
     with pytest.raises(UnknownNameError, match="parametrization"):
         reconstruct_difference(coarse, good, good, 1e-3, parametrization="sqrt")

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from physinv.core.errors import InvalidParameterError, PhysinvError, ShapeMismatchError
-from physinv.linalg.sor import (
+from physinv.learn.relaxation import (
     OMEGA_GRID,
     BanditOmega,
     ContextualBanditOmega,
@@ -18,13 +18,9 @@ from physinv.linalg.sor import (
     ShiftedLaplacianFamily,
     TsallisINF,
     build_table,
-    jacobi_spectral_radius,
-    optimal_omega,
     replay,
-    sor,
-    sor_iterations,
-    sweep_levels,
 )
+from physinv.linalg.sor import jacobi_spectral_radius, optimal_omega, sor, sor_iterations, sweep_levels
 
 
 @pytest.fixture(scope="module")
