@@ -52,3 +52,24 @@ def test_regularizer_input_errors():
         TotalVariation(grid)(torch.zeros(4, 4))
     with pytest.raises(InvalidParameterError, match="eps"):
         TotalVariation(grid, eps=0.0)
+
+
+def test_h1_on_a_mesh_is_half_the_p1_stiffness_quadratic_form():
+    """On P1 nodes, 1/2 int |grad m|^2 = 1/2 m^T K m exactly (K: unit-coefficient P1 stiffness)."""
+    from physinv.discretize.mesh import TriMesh
+    from physinv.discretize.p1 import P1Elements
+
+    mesh = TriMesh.shipped("eit_disk_h0.1.msh")
+    m = torch.randn(mesh.num_nodes, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    stiffness = P1Elements(mesh).assemble_raw(torch.ones(mesh.num_cells, dtype=torch.float64))
+    expected = 0.5 * float(m.numpy() @ (stiffness @ m.numpy()))
+    assert float(H1Seminorm(mesh)(m)) == pytest.approx(expected, rel=1e-12)
+    # linear fields: |grad m| = |a| everywhere, so R = 1/2 |a|^2 |Omega| and TV = |Omega| sqrt(|a|^2 + eps^2)
+    x, y = (torch.as_tensor(mesh.points[:, k]) for k in (0, 1))
+    area = float(mesh.areas().sum())
+    assert float(H1Seminorm(mesh)(3 * x - 4 * y)) == pytest.approx(0.5 * 25 * area, rel=1e-12)
+    assert float(TotalVariation(mesh, eps=0.1)(3 * x - 4 * y)) == pytest.approx(area * math.sqrt(25.01), rel=1e-12)
+    with pytest.raises(ShapeMismatchError, match="mesh node"):
+        H1Seminorm(mesh)(m[:-1])
+    with pytest.raises(InvalidParameterError, match="UniformGrid or a TriMesh"):
+        TotalVariation("grid")
