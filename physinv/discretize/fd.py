@@ -180,7 +180,7 @@ class FDPoissonOperator:
         raw = sp.coo_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
         ).tocsr()
-        return masked_csr(raw, ~self.dirichlet_mask.numpy().ravel())
+        return masked_csr(raw, ~self.dirichlet_mask.cpu().numpy().ravel())
 
     def rhs(
         self,

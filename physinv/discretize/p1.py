@@ -64,13 +64,6 @@ class P1Elements:
         self.ref_stiffness = torch.from_numpy(ref_stiff).to(dtype=dtype, device=device)
         self.ref_mass = torch.from_numpy(ref_mass).to(dtype=dtype, device=device)
 
-    def apply_to_tensors(self, fn) -> None:
-        """Replace every precomputed tensor (element data, masks, sparse parts) by ``fn(tensor)``, in place:
-        what :meth:`torch.nn.Module._apply` does to a module's own tensors (``.to``, ``.cuda``, ``.double``)."""
-        for name, value in list(vars(self).items()):
-            if isinstance(value, torch.Tensor):
-                setattr(self, name, fn(value))
-
     def cell_kappa(self, kappa: torch.Tensor) -> torch.Tensor:
         """kappa per cell from nodal ``(n_nodes,)`` or cell ``(n_cells,)`` values."""
         if kappa.shape[-1:] == (self.mesh.num_cells,):

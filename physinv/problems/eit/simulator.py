@@ -32,10 +32,11 @@ and the numbering runs counter-clockwise.  :func:`injection_pattern` and
 
 Differentiation
 ---------------
-The solve is :func:`~physinv.linalg.implicit.implicit_solve` (reverse mode =
-one adjoint solve, forward mode = one tangent solve, one LU of the system for
-all patterns).  :meth:`EITSimulator.jacobian` returns the full sensitivity
-matrix by the adjoint method (reciprocity): with forward fields ``x_i`` and
+Both models are :class:`~physinv.linalg.linear_pde.LinearPDESimulator`
+subclasses: the solve is implicitly differentiated (reverse mode = one adjoint
+solve, forward mode = one tangent solve, one LU of the system for all
+patterns, cached while ``sigma`` does not change).  :meth:`EITSimulator.jacobian`
+returns the full sensitivity matrix by the adjoint method (reciprocity): with forward fields ``x_i`` and
 adjoint fields ``w_m = A^{-1} q_m`` of the measurement functionals,
 
     d y_{im} / d sigma_e = - x_i^T (dA/dsigma_e) w_m = - |e| grad u_i . grad w_m   on cell e,
@@ -53,12 +54,11 @@ import torch
 
 from physinv.core.checks import check_finite
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
-from physinv.core.simulator import LinearOperatorPair, Simulator, SimulatorExample, register_simulator
+from physinv.core.simulator import LinearOperatorPair, SimulatorExample, register_simulator
 from physinv.problems.eit.operators import CompleteElectrodeOperator, NeumannOperator, GroundedP1Operator
 from physinv.problems.eit.electrodes import ElectrodeMesh
 from physinv.discretize.mesh import TriMesh
-from physinv.linalg.implicit import implicit_solve
-from physinv.linalg.solvers import DirectSolver
+from physinv.linalg.linear_pde import LinearPDESimulator
 
 __all__ = [
     "ContinuumEITSimulator",
@@ -161,29 +161,19 @@ def add_noise(data: torch.Tensor, level: float, seed: int, keep: torch.Tensor | 
     return noisy.to(data.dtype).to(data.device), std
 
 
-class _EITBase(Simulator):
-    """Shared machinery: grounded P1 operator, cached LU, measurement functionals, adjoint Jacobian."""
+class _EITBase(LinearPDESimulator):
+    """Shared by both models: grounded P1 operator, fixed loads, measurement functionals, adjoint Jacobian."""
 
     def __init__(self, operator: GroundedP1Operator, rhs: torch.Tensor, functionals: torch.Tensor,
-                 conductivity_on: str):
-        super().__init__()
+                 conductivity_on: str, solver=None):
         if conductivity_on not in ("cell", "node"):
             raise UnknownNameError(f"conductivity_on must be 'cell' or 'node'; got {conductivity_on!r}")
-        self.operator = operator
+        super().__init__(operator, solver)
         self.conductivity_on = conductivity_on
         mesh = operator.mesh
         self.parameter_shape = (mesh.num_cells if conductivity_on == "cell" else mesh.num_nodes,)
         self.register_buffer("rhs", rhs)  # (n_patterns, n_state)
         self.register_buffer("functionals", functionals)  # (n_measurements, n_state)
-        self._solver = DirectSolver()
-        self._cached: tuple[torch.Tensor, object] | None = None
-
-    def _apply(self, fn, recurse=True):
-        """``.to(device)``, ``.cuda()``, ``.double()`` convert the operator's precomputed tensors too."""
-        super()._apply(fn, recurse)
-        self.operator.apply_to_tensors(fn)
-        self._cached = None
-        return self
 
     @property
     def num_patterns(self) -> int:
@@ -202,28 +192,23 @@ class _EITBase(Simulator):
             )
         self.operator.check_sigma(sigma)
 
-    def _prepared(self, sigma: torch.Tensor):
-        """LU of ``A(sigma)``, reused while ``sigma`` does not change (forward + Jacobian in Gauss-Newton)."""
-        key = sigma.detach()
-        if self._cached is None or self._cached[0].shape != key.shape or not torch.equal(self._cached[0], key):
-            self._cached = (key.clone(), self._solver.prepare(self.operator, key))
-        return self._cached[1]
+    def right_hand_side(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The loads of the injected currents, ``(n_patterns, n_state)`` (independent of ``sigma``)."""
+        return self.rhs.to(sigma.dtype)
+
+    def observation(self, sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Data ``(n_patterns, n_measurements)``: the measurement functionals applied to the states."""
+        return x @ self.functionals.to(sigma.dtype).T
 
     def fields(self, sigma: torch.Tensor) -> torch.Tensor:
         """Discrete states ``(n_patterns, n_state)`` (nodal potentials, then any extra unknowns)."""
-        self.check_parameters(sigma)
-        rhs = self.rhs.to(sigma.dtype)
-        return implicit_solve(self.operator, sigma, rhs, self._solver, prepared=self._prepared(sigma))
-
-    def forward(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Data ``(n_patterns, n_measurements)``."""
-        return self.fields(sigma) @ self.functionals.to(sigma.dtype).T
+        return self.state(sigma)
 
     def jacobian(self, sigma: torch.Tensor) -> torch.Tensor:
         """``d data / d sigma`` as ``(n_patterns * n_measurements, n_parameters)`` (adjoint method, module doc)."""
         self.check_parameters(sigma)
         with torch.no_grad():
-            solve = self._prepared(sigma)
+            solve = self.prepared_solve(sigma)
             dtype = sigma.dtype
             n = self.operator.mesh.num_nodes
             x = solve(self.rhs.to(dtype))[:, :n]
@@ -257,11 +242,13 @@ class EITSimulator(_EITBase):
         ``"cell"`` (piecewise constant, ``(n_cells,)``) or ``"node"`` (P1, ``(n_nodes,)``), S/m.
     n_electrodes
         If given, the number of electrodes the caller expects; a mesh with another count is refused.
+    solver
+        Linear solver of :mod:`physinv.linalg.solvers` (default: sparse direct).
     """
 
     def __init__(self, electrode_mesh: ElectrodeMesh, currents="adjacent", measurements="adjacent",
                  contact_impedance=0.01, conductivity_on: str = "cell", n_electrodes: int | None = None,
-                 dtype=torch.float64, device=None):
+                 dtype=torch.float64, device=None, solver=None):
         if not isinstance(electrode_mesh, ElectrodeMesh):
             raise InvalidParameterError(
                 "EITSimulator needs an ElectrodeMesh (a mesh with electrode markers); got "
@@ -284,7 +271,7 @@ class EITSimulator(_EITBase):
         n = electrode_mesh.mesh.num_nodes
         functionals = torch.zeros(meas.shape[0], n + L, dtype=dtype, device=device)
         functionals[:, n:] = torch.as_tensor(meas, dtype=dtype)
-        super().__init__(operator, rhs, functionals, conductivity_on)
+        super().__init__(operator, rhs, functionals, conductivity_on, solver)
         self.electrode_mesh = electrode_mesh
         self.measurement_matrix = meas
 
@@ -303,10 +290,11 @@ class ContinuumEITSimulator(_EITBase):
     ``current_density`` is ``(n_patterns, n_boundary)`` (A/m) at the nodes
     ``mesh.boundary_nodes()`` (ascending index, see :attr:`boundary_nodes`),
     P1-interpolated along the boundary; each pattern must integrate to zero.
+    ``conductivity_on``, ``dtype``, ``device`` and ``solver`` as for :class:`EITSimulator`.
     """
 
     def __init__(self, mesh: TriMesh, current_density, conductivity_on: str = "cell", dtype=torch.float64,
-                 device=None):
+                 device=None, solver=None):
         operator = NeumannOperator(mesh, dtype=dtype, device=device)
         nb = operator.boundary_nodes.size
         g = torch.as_tensor(np.asarray(current_density, dtype=np.float64), dtype=dtype, device=device)
@@ -326,7 +314,7 @@ class ContinuumEITSimulator(_EITBase):
             )
         functionals = torch.zeros(nb, mesh.num_nodes, dtype=dtype, device=device)
         functionals[torch.arange(nb), torch.from_numpy(operator.boundary_nodes)] = 1.0
-        super().__init__(operator, operator.rhs(g), functionals, conductivity_on)
+        super().__init__(operator, operator.rhs(g), functionals, conductivity_on, solver)
         self.boundary_nodes = operator.boundary_nodes
 
 
