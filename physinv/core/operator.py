@@ -92,6 +92,12 @@ def register_operator(
     return deco
 
 
+def random_coefficient(shape: tuple[int, ...], seed: int, dtype=torch.float64, device=None) -> torch.Tensor:
+    """A coefficient field uniform in ``[0.5, 1.5)``, drawn with ``seed``: what the tiny examples use."""
+    draw = torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (0.5 + draw).to(dtype=dtype, device=device)
+
+
 def registered_operators() -> dict[str, OperatorSpec]:
     """All registered operators by name (the problem packages are imported on the first call)."""
     return dict(OPERATORS.items())

@@ -56,7 +56,7 @@ from physinv.core.checks import check_finite
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
 from physinv.core.simulator import LinearOperatorPair, SimulatorExample, register_simulator
 from physinv.problems.eit.operators import CompleteElectrodeOperator, NeumannOperator, GroundedP1Operator
-from physinv.problems.eit.electrodes import ElectrodeMesh
+from physinv.problems.eit.electrodes import ElectrodeMesh, square_electrode_mesh
 from physinv.discretize.mesh import TriMesh
 from physinv.linalg.linear_pde import LinearPDESimulator
 
@@ -70,6 +70,7 @@ __all__ = [
     "driven_measurements",
     "injection_pattern",
     "measurement_pattern",
+    "square_electrode_mesh",
 ]
 
 INJECTIONS = ("adjacent", "opposite")
@@ -316,22 +317,6 @@ class ContinuumEITSimulator(_EITBase):
         functionals[torch.arange(nb), torch.from_numpy(operator.boundary_nodes)] = 1.0
         super().__init__(operator, operator.rhs(g), functionals, conductivity_on, solver)
         self.boundary_nodes = operator.boundary_nodes
-
-
-def square_electrode_mesh(n: int = 4) -> ElectrodeMesh:
-    """The unit square (``TriMesh.unit_square(n)``) with one electrode in the middle of each side
-    (no gmsh needed: the tiny example of the simulator registry and of tests)."""
-    mesh = TriMesh.unit_square(n)
-    points, edges = mesh.points, mesh.boundary_edges()
-    mid = points[edges].mean(axis=1)
-    electrodes = []
-    for side in ((1, 0.0), (0, 1.0), (1, 1.0), (0, 0.0)):  # bottom, right, top, left: counter-clockwise
-        axis, value = side
-        on_side = np.isclose(mid[:, axis], value)
-        along = mid[:, 1 - axis]
-        centre = np.isclose(along, (np.floor(n / 2) + 0.5) / n)
-        electrodes.append(edges[on_side & centre])
-    return ElectrodeMesh(mesh, tuple(electrodes))
 
 
 @register_simulator("eit-cem", "EIT complete electrode model: conductivity -> electrode voltages (P1, any mesh)")
