@@ -319,10 +319,9 @@ class ContinuumEITSimulator(_EITBase):
         self.boundary_nodes = operator.boundary_nodes
 
 
-@register_simulator("eit-cem", "EIT complete electrode model: conductivity -> electrode voltages (P1, any mesh)")
-def _example(dtype, device) -> SimulatorExample:
-    sim = EITSimulator(square_electrode_mesh(4), "adjacent", "adjacent", contact_impedance=0.1,
-                       dtype=dtype, device=device)
+def _example_with_jacobian(sim: _EITBase, dtype, device) -> SimulatorExample:
+    """The example at a random conductivity in [1, 1.5) S/m, with the adjoint-method Jacobian checked
+    against autograd's reverse mode through the implicit solve."""
     rng = np.random.default_rng(0)
     sigma = torch.as_tensor(1.0 + 0.5 * rng.random(sim.parameter_shape), dtype=dtype, device=device)
     jac = sim.jacobian(sigma)
@@ -333,7 +332,21 @@ def _example(dtype, device) -> SimulatorExample:
             (g,) = torch.autograd.grad(sim(s).reshape(-1), s, grad_outputs=w)
         return g
 
-    # the adjoint-method Jacobian against autograd's reverse mode through the implicit solve
     pair = LinearOperatorPair("Jacobian (reciprocity) vs autograd adjoint", lambda v: jac @ v, reverse_mode,
                               sim.parameter_shape, (jac.shape[0],))
     return SimulatorExample(sim, sigma, [pair])
+
+
+@register_simulator("eit-cem", "EIT complete electrode model: conductivity -> electrode voltages (P1, any mesh)")
+def _example(dtype, device) -> SimulatorExample:
+    sim = EITSimulator(square_electrode_mesh(4), "adjacent", "adjacent", contact_impedance=0.1,
+                       dtype=dtype, device=device)
+    return _example_with_jacobian(sim, dtype, device)
+
+
+@register_simulator("eit-continuum", "EIT continuum model: conductivity -> boundary voltages (NtD map, P1)")
+def _example_continuum(dtype, device) -> SimulatorExample:
+    mesh = TriMesh.unit_square(4)
+    angle = np.arctan2(*(mesh.points[mesh.boundary_nodes()] - 0.5).T[::-1])
+    sim = ContinuumEITSimulator(mesh, np.stack([np.cos(angle), np.sin(2 * angle)]), dtype=dtype, device=device)
+    return _example_with_jacobian(sim, dtype, device)
