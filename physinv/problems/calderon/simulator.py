@@ -180,6 +180,7 @@ class CalderonSimulator(LinearPDESimulator):
         return self.operator.rhs(a, dirichlet=self.extend(self.patterns.to(a.dtype)))
 
     def observation(self, a: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """The Neumann data :meth:`flux` of the potentials, ``(L, n_boundary)`` (A/m^2 for ``a`` in S/m)."""
         return self.flux(a, u)
 
     def flux(self, a: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

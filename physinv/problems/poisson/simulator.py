@@ -70,6 +70,7 @@ class PoissonSimulator(LinearPDESimulator):
         return self.operator.rhs(kappa, source=self.sources, dirichlet=self.dirichlet)
 
     def observation(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``B u`` with the observation operator, or the states ``u`` without one."""
         return self.observe(u) if self.observe is not None else u
 
 
