@@ -2,7 +2,8 @@
 
 A problem package (``physinv.problems.<name>``, or a third-party package)
 registers what it offers when it is imported: simulators (the verification
-ladder runs on each), data-set generators (``physinv data``) and validation
+ladder runs on each), discretized operators (the operator contract test runs
+on each), data-set generators (``physinv data``) and validation
 studies (``physinv validate``).  The horizontal layers and the ``physinv``
 command never import a problem; they look it up here, and the first look-up
 imports every package declared under the entry-point group
@@ -96,6 +97,7 @@ class ValidationSpec:
 
 
 SIMULATORS: Registry = Registry("simulator")
+OPERATORS: Registry = Registry("operator")
 DATASETS: Registry = Registry("data set")
 VALIDATIONS: Registry[ValidationSpec] = Registry("validation")
 

@@ -29,6 +29,7 @@ import torch
 
 from physinv.core.checks import check_finite, check_positive, check_shape
 from physinv.core.errors import InvalidParameterError
+from physinv.core.operator import OperatorExample, random_coefficient, register_operator
 from physinv.discretize.dirichlet import masked_apply, masked_csr
 from physinv.discretize.grid import UniformGrid
 
@@ -180,7 +181,7 @@ class FDPoissonOperator:
         raw = sp.coo_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
         ).tocsr()
-        return masked_csr(raw, ~self.dirichlet_mask.numpy().ravel())
+        return masked_csr(raw, ~self.dirichlet_mask.cpu().numpy().ravel())
 
     def rhs(
         self,
@@ -253,3 +254,21 @@ class FDPoissonOperator:
             shape[b] = -1
             area = area * (h * grid.half_weights(b, dtype, device)).reshape(shape)
         return grid.side_mask(side, device).to(dtype) * area
+
+
+# --------------------------------------------------------------------------
+# registration: tiny examples for the operator contract test
+
+
+@register_operator("fd-poisson-2d", "FD stiffness on a 2D grid (unequal spacings), Dirichlet and two Neumann sides")
+def _example_2d(dtype, device) -> OperatorExample:
+    grid = UniformGrid((5, 4), lengths=(2.0, 0.5))
+    return OperatorExample(FDPoissonOperator(grid, neumann_sides=("x1", "y0")),
+                           random_coefficient(grid.node_shape, 0, dtype, device))
+
+
+@register_operator("fd-poisson-3d", "FD stiffness on a 3D grid, Dirichlet except one Neumann side")
+def _example_3d(dtype, device) -> OperatorExample:
+    grid = UniformGrid((3, 4, 2))
+    return OperatorExample(FDPoissonOperator(grid, neumann_sides=("z1",)),
+                           random_coefficient(grid.node_shape, 1, dtype, device))

@@ -43,6 +43,7 @@ import torch
 from scipy import ndimage
 
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError
+from physinv.core.operator import OperatorExample, register_operator
 
 SOLID = 0
 FLUID = 1
@@ -97,7 +98,7 @@ class FluidPoissonOperator:
     Notes
     -----
     The operator does not depend on a parameter ``theta``: ``apply``,
-    ``bind``, ``assemble`` and ``diagonal`` accept one (so the solvers of
+    ``apply_tangent`` (zero), ``bind``, ``assemble`` and ``diagonal`` accept one (so the solvers of
     :mod:`physinv.linalg.solvers` can call them) and ignore it; pass any
     tensor (e.g. ``torch.empty(0)``) to a solver that expects one.
     """
@@ -270,6 +271,11 @@ class FluidPoissonOperator:
             out = out - torch.nn.functional.pad(w * hi, pad_lo) - torch.nn.functional.pad(w * lo, pad_hi)
         return out
 
+    def apply_tangent(self, theta, dtheta, u: torch.Tensor) -> torch.Tensor:
+        """``(dA/dtheta)[dtheta] u = 0``: ``A`` does not depend on ``theta``."""
+        self._check_u(u)
+        return torch.zeros_like(u)
+
     def diagonal(self, theta=None, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
         """Diagonal of ``A``: non-solid neighbour count on fluid cells, 1 elsewhere.
 
@@ -379,3 +385,24 @@ def box_with_obstacles(
     keep = np.unique(top[top > 0])
     flags[(labels > 0) & ~np.isin(labels, keep)] = SOLID
     return torch.from_numpy(flags)
+
+
+# --------------------------------------------------------------------------
+# registration: tiny examples for the operator contract test
+
+
+def _example(flags, dtype, device) -> OperatorExample:
+    return OperatorExample(FluidPoissonOperator(flags, dtype=dtype, device=device),
+                           torch.empty(0, dtype=dtype, device=device))
+
+
+@register_operator("fluid-pressure-2d", "pressure Poisson matrix on a 2D flagged grid: obstacles, air cells, open top")
+def _example_2d(dtype, device) -> OperatorExample:
+    flags = box_with_obstacles((7, 6), "spheres", seed=3, count=2, ndim=2).clone()
+    flags[0, 0] = EMPTY
+    return _example(flags, dtype, device)
+
+
+@register_operator("fluid-pressure-3d", "pressure Poisson matrix on a 3D flagged grid with box obstacles")
+def _example_3d(dtype, device) -> OperatorExample:
+    return _example(box_with_obstacles((5, 4, 6), "boxes", seed=2, count=2), dtype, device)

@@ -23,6 +23,7 @@ import torch
 
 from physinv.core.checks import check_finite, check_positive
 from physinv.core.errors import ShapeMismatchError
+from physinv.core.operator import OperatorExample, random_coefficient, register_operator
 from physinv.discretize.dirichlet import masked_apply, masked_csr
 from physinv.discretize.mesh import TriMesh
 
@@ -63,13 +64,6 @@ class P1Elements:
         self.cells = torch.from_numpy(mesh.cells).to(device)
         self.ref_stiffness = torch.from_numpy(ref_stiff).to(dtype=dtype, device=device)
         self.ref_mass = torch.from_numpy(ref_mass).to(dtype=dtype, device=device)
-
-    def apply_to_tensors(self, fn) -> None:
-        """Replace every precomputed tensor (element data, masks, sparse parts) by ``fn(tensor)``, in place:
-        what :meth:`torch.nn.Module._apply` does to a module's own tensors (``.to``, ``.cuda``, ``.double``)."""
-        for name, value in list(vars(self).items()):
-            if isinstance(value, torch.Tensor):
-                setattr(self, name, fn(value))
 
     def cell_kappa(self, kappa: torch.Tensor) -> torch.Tensor:
         """kappa per cell from nodal ``(n_nodes,)`` or cell ``(n_cells,)`` values."""
@@ -211,3 +205,22 @@ class P1PoissonOperator(P1Elements):
             g = dirichlet * (1 - free)
             return free * (b - self.apply_raw(kappa, g)) + g
         return free * b
+
+
+# --------------------------------------------------------------------------
+# registration: tiny examples for the operator contract test
+
+
+@register_operator("p1-poisson-cell", "P1 stiffness on a triangle mesh, kappa per cell, Dirichlet boundary")
+def _example_cell(dtype, device) -> OperatorExample:
+    mesh = TriMesh.unit_square(4)
+    return OperatorExample(P1PoissonOperator(mesh, dtype=dtype, device=device),
+                           random_coefficient((mesh.num_cells,), 2, dtype, device))
+
+
+@register_operator("p1-poisson-node", "P1 stiffness on a triangle mesh, nodal kappa, Dirichlet on part of the boundary")
+def _example_node(dtype, device) -> OperatorExample:
+    mesh = TriMesh.unit_square(3, diagonal="left")
+    bottom = np.flatnonzero(np.isclose(mesh.points[:, 1], 0.0))
+    return OperatorExample(P1PoissonOperator(mesh, dirichlet_nodes=bottom, dtype=dtype, device=device),
+                           random_coefficient((mesh.num_nodes,), 3, dtype, device))

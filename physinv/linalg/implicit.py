@@ -75,8 +75,9 @@ def implicit_solve(operator, theta: torch.Tensor, b: torch.Tensor, solver, prepa
     Parameters
     ----------
     operator
-        Has ``apply(theta, u)``, ``assemble``, ``diagonal``, ``state_shape`` and
-        ``symmetric`` (only symmetric operators are supported so far).
+        A :class:`physinv.core.operator.Operator` (``apply_tangent`` optional:
+        without it forward mode uses a double vjp); only symmetric operators
+        are supported so far.
     theta
         Operator parameters, e.g. the conductivity ``kappa``.
     b

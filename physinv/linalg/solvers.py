@@ -1,9 +1,11 @@
 """Linear solvers behind one interface: ``solver.prepare(operator, theta)(b) -> x``.
 
-An *operator* is any object with ``apply(theta, u)`` (``A(theta) u``,
-differentiable in ``theta``), ``bind(theta)`` (a fast ``u -> A u`` for fixed
-``theta``), ``assemble(theta)`` (scipy CSR), ``diagonal(theta)`` and ``state_shape`` -- e.g. :class:`~physinv.discretize.fd.FDPoissonOperator`
-and :class:`~physinv.discretize.p1.P1PoissonOperator`.  ``prepare`` does the
+An *operator* is a :class:`physinv.core.operator.Operator`: ``apply(theta, u)``
+(``A(theta) u``, differentiable in ``theta``), ``bind(theta)`` (a fast
+``u -> A u`` for fixed ``theta``), ``assemble(theta)`` (scipy CSR),
+``diagonal(theta)`` and ``state_shape`` -- e.g.
+:class:`~physinv.discretize.fd.FDPoissonOperator` and
+:class:`~physinv.discretize.p1.P1PoissonOperator`.  ``prepare`` does the
 per-``theta`` work once (factorization, AMG hierarchy, diagonal) so that the
 forward and the adjoint solve of a gradient share it.  Right-hand sides may
 carry leading batch dimensions, ``(..., *state_shape)``.

@@ -13,7 +13,7 @@ Discretization: the foundation's vertex-centred finite differences
 (:class:`~physinv.discretize.fd.FDPoissonOperator` on a
 :class:`~physinv.discretize.grid.UniformGrid` with ``n x n`` nodes, all sides
 Dirichlet), all ``L`` right-hand sides solved with one factorization
-(:class:`~physinv.problems.poisson.simulator.PoissonSimulator`, implicitly differentiated).
+(:class:`~physinv.linalg.linear_pde.LinearPDESimulator`, implicitly differentiated).
 The flux is the *discrete* Dirichlet-to-Neumann map: the residual of the
 un-eliminated operator at a boundary node ``i`` is the flux through the
 boundary part of its dual cell,
@@ -49,11 +49,10 @@ import torch
 
 from physinv.core.checks import check_finite, check_shape
 from physinv.core.errors import InvalidParameterError
-from physinv.core.simulator import LinearOperatorPair, Simulator, SimulatorExample, register_simulator
+from physinv.core.simulator import LinearOperatorPair, SimulatorExample, register_simulator
 from physinv.discretize.fd import FDPoissonOperator
 from physinv.discretize.grid import UniformGrid
-from physinv.linalg.implicit import implicit_solve
-from physinv.problems.poisson.simulator import PoissonSimulator
+from physinv.linalg.linear_pde import LinearPDESimulator
 
 __all__ = [
     "CalderonSimulator",
@@ -104,7 +103,7 @@ def trig_patterns(n: int, L: int) -> np.ndarray:
     return np.stack(rows)
 
 
-class CalderonSimulator(Simulator):
+class CalderonSimulator(LinearPDESimulator):
     """``a -> Lambda_a g_l``: Neumann data ``a du_l/dn`` at the boundary nodes, shape ``(L, 4 (n - 1))``.
 
     Parameters
@@ -127,10 +126,10 @@ class CalderonSimulator(Simulator):
 
     def __init__(self, n: int = 32, patterns: torch.Tensor | np.ndarray | None = None, L: int = 20,
                  solver=None, dtype: torch.dtype = torch.float64):
-        super().__init__()
-        self.n = _check_n(n)
-        self.grid = UniformGrid((self.n - 1, self.n - 1))
-        self.operator = FDPoissonOperator(self.grid)
+        n = _check_n(n)
+        grid = UniformGrid((n - 1, n - 1))
+        super().__init__(FDPoissonOperator(grid), solver)
+        self.n, self.grid = n, grid
         bi, bj, _ = boundary_nodes(self.n)
         self.register_buffer("bi", torch.from_numpy(bi), persistent=False)
         self.register_buffer("bj", torch.from_numpy(bj), persistent=False)
@@ -145,10 +144,6 @@ class CalderonSimulator(Simulator):
         check_finite("patterns", patterns)
         self.register_buffer("patterns", patterns)
         self.parameter_shape = self.grid.node_shape
-        self.poisson = PoissonSimulator(
-            self.operator, torch.zeros(1, *self.grid.node_shape, dtype=dtype),
-            dirichlet=self.extend(patterns), solver=solver,
-        )
 
     @property
     def n_boundary(self) -> int:
@@ -180,10 +175,13 @@ class CalderonSimulator(Simulator):
                                         "(simulate a batch by looping: each a needs its own factorization)")
         self.operator.check_kappa(a)
 
-    def state(self, a: torch.Tensor) -> torch.Tensor:
-        """Potentials ``u_l`` for the stored patterns, shape ``(L, n, n)``."""
-        self.check_parameters(a)
-        return self.poisson.state(a)
+    def right_hand_side(self, a: torch.Tensor) -> torch.Tensor:
+        """The Dirichlet liftings of the stored patterns, ``(L, n, n)``: their solves are the potentials ``u_l``."""
+        return self.operator.rhs(a, dirichlet=self.extend(self.patterns.to(a.dtype)))
+
+    def observation(self, a: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """The Neumann data :meth:`flux` of the potentials, ``(L, n_boundary)`` (A/m^2 for ``a`` in S/m)."""
+        return self.flux(a, u)
 
     def flux(self, a: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Discrete outward flux ``a du/dn`` at the boundary nodes: ``(A_raw(a) u)|_dD / h``."""
@@ -194,11 +192,7 @@ class CalderonSimulator(Simulator):
         self.check_parameters(a)
         check_finite("g", g)
         b = self.operator.rhs(a, dirichlet=self.extend(g.to(a.dtype)))
-        u = implicit_solve(self.operator, a, b, self.poisson.solver, prepared=self.poisson.prepared_solve(a))
-        return self.flux(a, u)
-
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
-        return self.flux(a, self.state(a))
+        return self.flux(a, self.solve(a, b))
 
 
 # --------------------------------------------------------------------------
@@ -249,7 +243,7 @@ def _example(dtype, device) -> SimulatorExample:
     def schur(g: torch.Tensor) -> torch.Tensor:
         """Symmetric residual map g -> (A_raw u)|_dD (the discrete DtN map times h)."""
         b = op.rhs(a, dirichlet=sim.extend(g))
-        u = sim.poisson.prepared_solve(a)(b)
+        u = sim.prepared_solve(a)(b)
         return sim.restrict(op.apply_raw(a, u))
 
     nb = (sim.n_boundary,)

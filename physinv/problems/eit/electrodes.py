@@ -141,3 +141,19 @@ class ElectrodeMesh:
             remap[np.concatenate(e)] if e else np.empty((0, 2), dtype=np.int64) for e in edges
         )
         return cls(TriMesh(data.points[used, :2], remap[cells]), electrode_edges)
+
+
+def square_electrode_mesh(n: int = 4) -> ElectrodeMesh:
+    """The unit square (``TriMesh.unit_square(n)``) with one electrode in the middle of each side
+    (no gmsh needed: the tiny example of the simulator and operator registries and of tests)."""
+    mesh = TriMesh.unit_square(n)
+    points, edges = mesh.points, mesh.boundary_edges()
+    mid = points[edges].mean(axis=1)
+    electrodes = []
+    for side in ((1, 0.0), (0, 1.0), (1, 1.0), (0, 0.0)):  # bottom, right, top, left: counter-clockwise
+        axis, value = side
+        on_side = np.isclose(mid[:, axis], value)
+        along = mid[:, 1 - axis]
+        centre = np.isclose(along, (np.floor(n / 2) + 0.5) / n)
+        electrodes.append(edges[on_side & centre])
+    return ElectrodeMesh(mesh, tuple(electrodes))

@@ -39,7 +39,8 @@ import torch
 
 from physinv.core.checks import check_finite, check_positive
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError
-from physinv.problems.eit.electrodes import ElectrodeMesh
+from physinv.core.operator import OperatorExample, random_coefficient, register_operator
+from physinv.problems.eit.electrodes import ElectrodeMesh, square_electrode_mesh
 from physinv.discretize.mesh import TriMesh
 from physinv.discretize.p1 import P1Elements, csr_matvec, torch_csr
 
@@ -185,3 +186,25 @@ class NeumannOperator(GroundedP1Operator):
         out = loads.new_zeros(loads.shape[:-1] + (self.mesh.num_nodes,))
         out[..., torch.from_numpy(self.boundary_nodes).to(out.device)] = loads
         return out
+
+
+# --------------------------------------------------------------------------
+# registration: tiny examples for the operator contract test
+
+
+@register_operator("eit-cem-cell", "EIT complete electrode model system, conductivity per cell")
+def _example_cem_cell(dtype, device) -> OperatorExample:
+    op = CompleteElectrodeOperator(square_electrode_mesh(4), np.array([0.1, 0.05, 0.2, 0.1]), dtype, device)
+    return OperatorExample(op, random_coefficient((op.mesh.num_cells,), 4, dtype, device))
+
+
+@register_operator("eit-cem-node", "EIT complete electrode model system, nodal (P1) conductivity")
+def _example_cem_node(dtype, device) -> OperatorExample:
+    op = CompleteElectrodeOperator(square_electrode_mesh(4), 0.1, dtype, device)
+    return OperatorExample(op, random_coefficient((op.mesh.num_nodes,), 5, dtype, device))
+
+
+@register_operator("eit-neumann", "EIT continuum model: grounded P1 Neumann stiffness, conductivity per cell")
+def _example_neumann(dtype, device) -> OperatorExample:
+    op = NeumannOperator(TriMesh.unit_square(4), dtype, device)
+    return OperatorExample(op, random_coefficient((op.mesh.num_cells,), 6, dtype, device))

@@ -32,10 +32,11 @@ and the numbering runs counter-clockwise.  :func:`injection_pattern` and
 
 Differentiation
 ---------------
-The solve is :func:`~physinv.linalg.implicit.implicit_solve` (reverse mode =
-one adjoint solve, forward mode = one tangent solve, one LU of the system for
-all patterns).  :meth:`EITSimulator.jacobian` returns the full sensitivity
-matrix by the adjoint method (reciprocity): with forward fields ``x_i`` and
+Both models are :class:`~physinv.linalg.linear_pde.LinearPDESimulator`
+subclasses: the solve is implicitly differentiated (reverse mode = one adjoint
+solve, forward mode = one tangent solve, one LU of the system for all
+patterns, cached while ``sigma`` does not change).  :meth:`EITSimulator.jacobian`
+returns the full sensitivity matrix by the adjoint method (reciprocity): with forward fields ``x_i`` and
 adjoint fields ``w_m = A^{-1} q_m`` of the measurement functionals,
 
     d y_{im} / d sigma_e = - x_i^T (dA/dsigma_e) w_m = - |e| grad u_i . grad w_m   on cell e,
@@ -53,12 +54,11 @@ import torch
 
 from physinv.core.checks import check_finite
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
-from physinv.core.simulator import LinearOperatorPair, Simulator, SimulatorExample, register_simulator
+from physinv.core.simulator import LinearOperatorPair, SimulatorExample, register_simulator
 from physinv.problems.eit.operators import CompleteElectrodeOperator, NeumannOperator, GroundedP1Operator
-from physinv.problems.eit.electrodes import ElectrodeMesh
+from physinv.problems.eit.electrodes import ElectrodeMesh, square_electrode_mesh
 from physinv.discretize.mesh import TriMesh
-from physinv.linalg.implicit import implicit_solve
-from physinv.linalg.solvers import DirectSolver
+from physinv.linalg.linear_pde import LinearPDESimulator
 
 __all__ = [
     "ContinuumEITSimulator",
@@ -70,6 +70,7 @@ __all__ = [
     "driven_measurements",
     "injection_pattern",
     "measurement_pattern",
+    "square_electrode_mesh",
 ]
 
 INJECTIONS = ("adjacent", "opposite")
@@ -161,29 +162,19 @@ def add_noise(data: torch.Tensor, level: float, seed: int, keep: torch.Tensor | 
     return noisy.to(data.dtype).to(data.device), std
 
 
-class _EITBase(Simulator):
-    """Shared machinery: grounded P1 operator, cached LU, measurement functionals, adjoint Jacobian."""
+class _EITBase(LinearPDESimulator):
+    """Shared by both models: grounded P1 operator, fixed loads, measurement functionals, adjoint Jacobian."""
 
     def __init__(self, operator: GroundedP1Operator, rhs: torch.Tensor, functionals: torch.Tensor,
-                 conductivity_on: str):
-        super().__init__()
+                 conductivity_on: str, solver=None):
         if conductivity_on not in ("cell", "node"):
             raise UnknownNameError(f"conductivity_on must be 'cell' or 'node'; got {conductivity_on!r}")
-        self.operator = operator
+        super().__init__(operator, solver)
         self.conductivity_on = conductivity_on
         mesh = operator.mesh
         self.parameter_shape = (mesh.num_cells if conductivity_on == "cell" else mesh.num_nodes,)
         self.register_buffer("rhs", rhs)  # (n_patterns, n_state)
         self.register_buffer("functionals", functionals)  # (n_measurements, n_state)
-        self._solver = DirectSolver()
-        self._cached: tuple[torch.Tensor, object] | None = None
-
-    def _apply(self, fn, recurse=True):
-        """``.to(device)``, ``.cuda()``, ``.double()`` convert the operator's precomputed tensors too."""
-        super()._apply(fn, recurse)
-        self.operator.apply_to_tensors(fn)
-        self._cached = None
-        return self
 
     @property
     def num_patterns(self) -> int:
@@ -202,28 +193,23 @@ class _EITBase(Simulator):
             )
         self.operator.check_sigma(sigma)
 
-    def _prepared(self, sigma: torch.Tensor):
-        """LU of ``A(sigma)``, reused while ``sigma`` does not change (forward + Jacobian in Gauss-Newton)."""
-        key = sigma.detach()
-        if self._cached is None or self._cached[0].shape != key.shape or not torch.equal(self._cached[0], key):
-            self._cached = (key.clone(), self._solver.prepare(self.operator, key))
-        return self._cached[1]
+    def right_hand_side(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The loads of the injected currents, ``(n_patterns, n_state)`` (independent of ``sigma``)."""
+        return self.rhs.to(sigma.dtype)
+
+    def observation(self, sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Data ``(n_patterns, n_measurements)``: the measurement functionals applied to the states."""
+        return x @ self.functionals.to(sigma.dtype).T
 
     def fields(self, sigma: torch.Tensor) -> torch.Tensor:
         """Discrete states ``(n_patterns, n_state)`` (nodal potentials, then any extra unknowns)."""
-        self.check_parameters(sigma)
-        rhs = self.rhs.to(sigma.dtype)
-        return implicit_solve(self.operator, sigma, rhs, self._solver, prepared=self._prepared(sigma))
-
-    def forward(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Data ``(n_patterns, n_measurements)``."""
-        return self.fields(sigma) @ self.functionals.to(sigma.dtype).T
+        return self.state(sigma)
 
     def jacobian(self, sigma: torch.Tensor) -> torch.Tensor:
         """``d data / d sigma`` as ``(n_patterns * n_measurements, n_parameters)`` (adjoint method, module doc)."""
         self.check_parameters(sigma)
         with torch.no_grad():
-            solve = self._prepared(sigma)
+            solve = self.prepared_solve(sigma)
             dtype = sigma.dtype
             n = self.operator.mesh.num_nodes
             x = solve(self.rhs.to(dtype))[:, :n]
@@ -257,11 +243,13 @@ class EITSimulator(_EITBase):
         ``"cell"`` (piecewise constant, ``(n_cells,)``) or ``"node"`` (P1, ``(n_nodes,)``), S/m.
     n_electrodes
         If given, the number of electrodes the caller expects; a mesh with another count is refused.
+    solver
+        Linear solver of :mod:`physinv.linalg.solvers` (default: sparse direct).
     """
 
     def __init__(self, electrode_mesh: ElectrodeMesh, currents="adjacent", measurements="adjacent",
                  contact_impedance=0.01, conductivity_on: str = "cell", n_electrodes: int | None = None,
-                 dtype=torch.float64, device=None):
+                 dtype=torch.float64, device=None, solver=None):
         if not isinstance(electrode_mesh, ElectrodeMesh):
             raise InvalidParameterError(
                 "EITSimulator needs an ElectrodeMesh (a mesh with electrode markers); got "
@@ -284,7 +272,7 @@ class EITSimulator(_EITBase):
         n = electrode_mesh.mesh.num_nodes
         functionals = torch.zeros(meas.shape[0], n + L, dtype=dtype, device=device)
         functionals[:, n:] = torch.as_tensor(meas, dtype=dtype)
-        super().__init__(operator, rhs, functionals, conductivity_on)
+        super().__init__(operator, rhs, functionals, conductivity_on, solver)
         self.electrode_mesh = electrode_mesh
         self.measurement_matrix = meas
 
@@ -303,10 +291,11 @@ class ContinuumEITSimulator(_EITBase):
     ``current_density`` is ``(n_patterns, n_boundary)`` (A/m) at the nodes
     ``mesh.boundary_nodes()`` (ascending index, see :attr:`boundary_nodes`),
     P1-interpolated along the boundary; each pattern must integrate to zero.
+    ``conductivity_on``, ``dtype``, ``device`` and ``solver`` as for :class:`EITSimulator`.
     """
 
     def __init__(self, mesh: TriMesh, current_density, conductivity_on: str = "cell", dtype=torch.float64,
-                 device=None):
+                 device=None, solver=None):
         operator = NeumannOperator(mesh, dtype=dtype, device=device)
         nb = operator.boundary_nodes.size
         g = torch.as_tensor(np.asarray(current_density, dtype=np.float64), dtype=dtype, device=device)
@@ -326,30 +315,13 @@ class ContinuumEITSimulator(_EITBase):
             )
         functionals = torch.zeros(nb, mesh.num_nodes, dtype=dtype, device=device)
         functionals[torch.arange(nb), torch.from_numpy(operator.boundary_nodes)] = 1.0
-        super().__init__(operator, operator.rhs(g), functionals, conductivity_on)
+        super().__init__(operator, operator.rhs(g), functionals, conductivity_on, solver)
         self.boundary_nodes = operator.boundary_nodes
 
 
-def square_electrode_mesh(n: int = 4) -> ElectrodeMesh:
-    """The unit square (``TriMesh.unit_square(n)``) with one electrode in the middle of each side
-    (no gmsh needed: the tiny example of the simulator registry and of tests)."""
-    mesh = TriMesh.unit_square(n)
-    points, edges = mesh.points, mesh.boundary_edges()
-    mid = points[edges].mean(axis=1)
-    electrodes = []
-    for side in ((1, 0.0), (0, 1.0), (1, 1.0), (0, 0.0)):  # bottom, right, top, left: counter-clockwise
-        axis, value = side
-        on_side = np.isclose(mid[:, axis], value)
-        along = mid[:, 1 - axis]
-        centre = np.isclose(along, (np.floor(n / 2) + 0.5) / n)
-        electrodes.append(edges[on_side & centre])
-    return ElectrodeMesh(mesh, tuple(electrodes))
-
-
-@register_simulator("eit-cem", "EIT complete electrode model: conductivity -> electrode voltages (P1, any mesh)")
-def _example(dtype, device) -> SimulatorExample:
-    sim = EITSimulator(square_electrode_mesh(4), "adjacent", "adjacent", contact_impedance=0.1,
-                       dtype=dtype, device=device)
+def _example_with_jacobian(sim: _EITBase, dtype, device) -> SimulatorExample:
+    """The example at a random conductivity in [1, 1.5) S/m, with the adjoint-method Jacobian checked
+    against autograd's reverse mode through the implicit solve."""
     rng = np.random.default_rng(0)
     sigma = torch.as_tensor(1.0 + 0.5 * rng.random(sim.parameter_shape), dtype=dtype, device=device)
     jac = sim.jacobian(sigma)
@@ -360,7 +332,21 @@ def _example(dtype, device) -> SimulatorExample:
             (g,) = torch.autograd.grad(sim(s).reshape(-1), s, grad_outputs=w)
         return g
 
-    # the adjoint-method Jacobian against autograd's reverse mode through the implicit solve
     pair = LinearOperatorPair("Jacobian (reciprocity) vs autograd adjoint", lambda v: jac @ v, reverse_mode,
                               sim.parameter_shape, (jac.shape[0],))
     return SimulatorExample(sim, sigma, [pair])
+
+
+@register_simulator("eit-cem", "EIT complete electrode model: conductivity -> electrode voltages (P1, any mesh)")
+def _example(dtype, device) -> SimulatorExample:
+    sim = EITSimulator(square_electrode_mesh(4), "adjacent", "adjacent", contact_impedance=0.1,
+                       dtype=dtype, device=device)
+    return _example_with_jacobian(sim, dtype, device)
+
+
+@register_simulator("eit-continuum", "EIT continuum model: conductivity -> boundary voltages (NtD map, P1)")
+def _example_continuum(dtype, device) -> SimulatorExample:
+    mesh = TriMesh.unit_square(4)
+    angle = np.arctan2(*(mesh.points[mesh.boundary_nodes()] - 0.5).T[::-1])
+    sim = ContinuumEITSimulator(mesh, np.stack([np.cos(angle), np.sin(2 * angle)]), dtype=dtype, device=device)
+    return _example_with_jacobian(sim, dtype, device)

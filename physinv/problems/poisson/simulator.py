@@ -1,9 +1,10 @@
 """Differentiable Poisson simulator: kappa -> u solving -div(kappa grad u) = f.
 
 Works on any discretization with the operator interface of
-:mod:`physinv.linalg.solvers` (finite differences on grids, P1 elements on
-triangle meshes).  Several sources are solved at once as a batch.  The solve is
-differentiated implicitly (:func:`physinv.linalg.implicit.implicit_solve`).
+:class:`physinv.core.operator.Operator` (finite differences on grids, P1
+elements on triangle meshes).  Several sources are solved at once as a batch
+with one factorization; the solve is differentiated implicitly
+(:class:`physinv.linalg.linear_pde.LinearPDESimulator`).
 """
 
 from __future__ import annotations
@@ -14,22 +15,16 @@ import numpy as np
 import torch
 
 from physinv.core.checks import check_finite
-from physinv.core.simulator import (
-    LinearOperatorPair,
-    Simulator,
-    SimulatorExample,
-    register_simulator,
-)
+from physinv.core.simulator import LinearOperatorPair, SimulatorExample, register_simulator
 from physinv.discretize.fd import FDPoissonOperator
 from physinv.discretize.grid import UniformGrid
 from physinv.discretize.interpolate import GridPointInterpolator
 from physinv.discretize.mesh import TriMesh
 from physinv.discretize.p1 import P1PoissonOperator
-from physinv.linalg.implicit import implicit_solve
-from physinv.linalg.solvers import DirectSolver
+from physinv.linalg.linear_pde import LinearPDESimulator
 
 
-class PoissonSimulator(Simulator):
+class PoissonSimulator(LinearPDESimulator):
     """``kappa -> B u(kappa)`` for ``-div(kappa grad u) = f_s``, ``s = 1..S``.
 
     Parameters
@@ -61,35 +56,21 @@ class PoissonSimulator(Simulator):
         observe: Callable[[torch.Tensor], torch.Tensor] | None = None,
         solver=None,
     ):
-        super().__init__()
+        super().__init__(operator, solver)
         check_finite("sources", sources)
-        self.operator = operator
         self.register_buffer("sources", sources)
         self.register_buffer("dirichlet", dirichlet)
         self.observe = observe
-        self.solver = solver if solver is not None else DirectSolver()
-        self._prepared: tuple[torch.Tensor, object] | None = None
-
-    def prepared_solve(self, kappa: torch.Tensor):
-        """The solver prepared for ``kappa`` (factorization, AMG hierarchy...), reused
-        while ``kappa`` keeps its values (Gauss-Newton inner iterations, adjoint solves)."""
-        key = kappa.detach()
-        if self._prepared is None or self._prepared[0].shape != key.shape or not torch.equal(self._prepared[0], key):
-            key = key.clone()  # neither the cache key nor the solver may alias the caller's tensor
-            self._prepared = (key, self.solver.prepare(self.operator, key))
-        return self._prepared[1]
 
     def check_parameters(self, kappa: torch.Tensor) -> None:
         self.operator.check_kappa(kappa)
 
-    def state(self, kappa: torch.Tensor) -> torch.Tensor:
-        """All states ``u_s``, shape ``(S, *state_shape)``."""
-        self.check_parameters(kappa)
-        b = self.operator.rhs(kappa, source=self.sources, dirichlet=self.dirichlet)
-        return implicit_solve(self.operator, kappa, b, self.solver, prepared=self.prepared_solve(kappa))
+    def right_hand_side(self, kappa: torch.Tensor) -> torch.Tensor:
+        """The loads of the sources ``f_s`` with the Dirichlet lifting, ``(S, *state_shape)``."""
+        return self.operator.rhs(kappa, source=self.sources, dirichlet=self.dirichlet)
 
-    def forward(self, kappa: torch.Tensor) -> torch.Tensor:
-        u = self.state(kappa)
+    def observation(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``B u`` with the observation operator, or the states ``u`` without one."""
         return self.observe(u) if self.observe is not None else u
 
 
