@@ -348,6 +348,7 @@ class Trainer:
         ``resume=True`` first continues from ``checkpoint_path`` if it exists.
         """
         self._start(resume)
+        self.ddp_model.train()
         bar = self._bar(steps, min(self.step, steps), "step")
         try:
             while self.step < steps:
