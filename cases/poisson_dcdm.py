@@ -38,7 +38,7 @@ from physinv.core.seeding import seed_everything
 from physinv.discretize.fluid import FluidPoissonOperator, box_with_obstacles
 from physinv.learn.dcdm_net import DCDMNet, NetworkDirection, dcdm_loss, network_signature
 from physinv.learn.ritz import make_training_set
-from physinv.learn.trainer import Trainer
+from physinv.learn.trainer import TrainConfig, Trainer
 from physinv.linalg.cg import cg
 from physinv.linalg.dcdm import StallFallback, dcdm
 from physinv.linalg.precond import AMGPreconditioner, JacobiPreconditioner
@@ -69,8 +69,9 @@ def train(op, cfg, out: Path, args, device) -> tuple[DCDMNet, list[float]]:
     rhs = data["rhs"].to(device)
     net = DCDMNet(ndim=3, channels=cfg["channels"], blocks=cfg["blocks"]).to(device)
     matvec32 = op.bind(None, dtype=torch.float32)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["steps"])
+    # Adam (AdamW without weight decay), lr 1e-3 on a cosine schedule over the steps
+    config = TrainConfig(epochs=cfg["steps"], batch_size=cfg["batch"], lr=1e-3, weight_decay=0.0,
+                         scheduler="cosine", seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     order = torch.randperm(len(rhs), generator=gen)
 
@@ -78,18 +79,17 @@ def train(op, cfg, out: Path, args, device) -> tuple[DCDMNet, list[float]]:
         start = (step * cfg["batch"]) % len(rhs)
         return rhs[order[start:start + cfg["batch"]]]
 
-    trainer = Trainer(net, opt, lambda m, b: dcdm_loss(matvec32, b, op.restrict(m(b))),
-                      signature=network_signature(net),
-                      scheduler=sched, checkpoint_path=out / "dcdm.pt", checkpoint_every=100)
+    trainer = Trainer(net, lambda m, b: dcdm_loss(matvec32, b, op.restrict(m(b))), config=config,
+                      signature=network_signature(net), checkpoint_path=out / "dcdm.pt", checkpoint_every=100,
+                      device=str(device), progress=True)
     if args.resume and (out / "dcdm.pt").exists():
         trainer.load(out / "dcdm.pt")
         print(f"  resumed from step {trainer.step}", flush=True)
     t0 = time.perf_counter()
-    trainer.fit(batches, cfg["steps"],
-                progress=lambda it: tqdm(it, total=cfg["steps"] - trainer.step, desc="training", leave=False))
+    losses = [h["train_loss"] for h in trainer.fit_steps(batches, cfg["steps"]).history]
     print(f"  trained {cfg['steps']} steps in {time.perf_counter() - t0:.1f} s; "
-          f"loss {np.mean(trainer.history[:20]):.4f} -> {np.mean(trainer.history[-20:]):.4f}", flush=True)
-    return net.eval(), trainer.history
+          f"loss {np.mean(losses[:20]):.4f} -> {np.mean(losses[-20:]):.4f}", flush=True)
+    return net.eval(), losses
 
 
 def evaluate(op, net, label: str, seed: int, device) -> dict:

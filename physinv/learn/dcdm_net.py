@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError
-from physinv.learn.trainer import CheckpointMismatchError
+from physinv.learn.checkpoint import CheckpointCorruptError, CheckpointMismatchError, read_checkpoint
 
 
 class _ResidualConv(nn.Module):
@@ -85,19 +85,26 @@ def network_signature(net: DCDMNet) -> dict:
 
 
 def load_dcdm_network(path, ndim: int, device="cpu") -> DCDMNet:
-    """The DCDM network of a training checkpoint (:class:`~physinv.learn.trainer.Trainer` format).
+    """The DCDM network of a training checkpoint (:mod:`physinv.learn.checkpoint` format).
 
-    Raises :class:`~physinv.learn.trainer.CheckpointMismatchError` when the
-    checkpoint holds a network for another grid dimension than ``ndim``, and
-    :class:`~physinv.core.errors.InvalidParameterError` when it is not a
-    DCDM checkpoint.
+    The network's :func:`network_signature` is the checkpoint's user
+    signature (``signature["user"]``, as :class:`~physinv.learn.trainer.Trainer`
+    writes it).  Raises :class:`~physinv.learn.checkpoint.CheckpointMismatchError`
+    when the checkpoint holds a network for another grid dimension than
+    ``ndim``, and :class:`~physinv.core.errors.InvalidParameterError` (a
+    :class:`~physinv.learn.checkpoint.CheckpointCorruptError` for a damaged
+    file or another format) when it is not a DCDM network checkpoint.
     """
-    payload = torch.load(path, map_location=device, weights_only=False)
-    signature = payload.get("signature", {}) if isinstance(payload, dict) else {}
+    try:
+        payload = read_checkpoint(path, map_location=device)
+    except CheckpointCorruptError as exc:
+        raise CheckpointCorruptError(f"{path} is not a DCDM network checkpoint: {exc}") from exc
+    signature = payload["signature"].get("user", {}) if isinstance(payload["signature"], dict) else {}
     needed = {"ndim", "channels", "blocks", "bias"}
-    if "model" not in payload or not needed <= set(signature):
+    if not needed <= set(signature):
         raise InvalidParameterError(
-            f"{path} is not a DCDM network checkpoint (needs a model and a signature with {sorted(needed)})"
+            f"{path} is not a DCDM network checkpoint (needs a user signature with {sorted(needed)}; "
+            f"found {sorted(signature)})"
         )
     if signature["ndim"] != ndim:
         raise CheckpointMismatchError(

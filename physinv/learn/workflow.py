@@ -3,7 +3,7 @@
 * :class:`Standardized` wraps a network between input standardization and
   output de-standardization with training-set statistics (:func:`input_statistics`)
   kept as buffers, so a saved model is self-contained;
-* :func:`train_and_save` trains a guarded model with :class:`~physinv.learn.train.SupervisedTrainer`
+* :func:`train_and_save` trains a guarded model with :class:`~physinv.learn.trainer.Trainer`
   and writes a checkpoint that :func:`load_saved_model` rebuilds;
 * :func:`predict` and :func:`timed_inference` evaluate it.
 """
@@ -18,9 +18,9 @@ from typing import Callable
 import torch
 
 import physinv
+from physinv.core.io import atomic_torch_save
 from physinv.learn.models.guard import InputGuard, InputSpec
-from physinv.learn.train import SupervisedTrainer, TrainConfig, mse
-from physinv.learn.trainer import save_checkpoint
+from physinv.learn.trainer import SupervisedLoss, TrainConfig, Trainer, mse
 
 __all__ = ["Standardized", "input_statistics", "load_saved_model", "predict", "timed_inference", "train_and_save"]
 
@@ -92,7 +92,7 @@ def train_and_save(name: str, build: ModelBuilder, model_kwargs: dict, train: di
 
     Inputs are standardized with :func:`input_statistics`, targets by their
     mean and std; AdamW with a cosine schedule (``train`` holds the other
-    :class:`~physinv.learn.train.TrainConfig` fields); the best-validation model
+    :class:`~physinv.learn.trainer.TrainConfig` fields); the best-validation model
     is saved to ``models_dir/NAME.pt`` (reload with :func:`load_saved_model`).
     Returns ``dict(model, params, seconds, result, spec, stats)``.
     """
@@ -105,20 +105,20 @@ def train_and_save(name: str, build: ModelBuilder, model_kwargs: dict, train: di
     params = sum(p.numel() for p in model.parameters())
     config = TrainConfig(scheduler="cosine", seed=seed, **train)
     models_dir = Path(models_dir)
-    trainer = SupervisedTrainer(model, config, loss_fn=mse, checkpoint_path=models_dir / f"{name}_train.pt",
-                                log_path=models_dir / f"{name}_log.jsonl", device=str(device),
-                                signature={**model.signature(), "model_kwargs": model_kwargs}, progress=progress)
+    trainer = Trainer(model, SupervisedLoss(mse), config=config, checkpoint_path=models_dir / f"{name}_train.pt",
+                      log_path=models_dir / f"{name}_log.jsonl", device=str(device),
+                      signature={**model.signature(), "model_kwargs": model_kwargs}, progress=progress)
     t0 = time.perf_counter()
     result = trainer.fit((x_tr, y_tr), (x_va, y_va), resume=resume)
     seconds = time.perf_counter() - t0
     if resume:  # epochs run before a resume count too
         seconds = float(sum(h["time_s"] for h in result.history))
     model = trainer.model
-    save_checkpoint(models_dir / f"{name}.pt", {
+    atomic_torch_save({
         "physinv_version": physinv.__version__, "model": name, "model_kwargs": model_kwargs,
         "input_spec": asdict(spec), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "best_epoch": result.best_epoch, "best_val_mse": result.best_val,
-    })
+    }, models_dir / f"{name}.pt")
     return dict(model=model, params=params, seconds=seconds, result=result, spec=spec, stats=stats)
 
 

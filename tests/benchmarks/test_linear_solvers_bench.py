@@ -28,9 +28,9 @@ def results(bench, tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     torch.manual_seed(0)
     net = DCDMNet(ndim=3, channels=4, blocks=1)
-    trainer = Trainer(net, torch.optim.Adam(net.parameters()), lambda m, x: (m(x) ** 2).mean(),
-                      signature=network_signature(net), checkpoint_path=folder / "dcdm.pt")
-    trainer.fit(lambda step: torch.randn(1, 8, 8, 8), 1)
+    trainer = Trainer(net, lambda m, x: (m(x) ** 2).mean(), optimizer=torch.optim.Adam(net.parameters()),
+                      signature=network_signature(net), checkpoint_path=folder / "dcdm.pt", device="cpu")
+    trainer.fit_steps(lambda step: torch.randn(1, 8, 8, 8), 1)
     res = bench.main(["--n", "12", "--checkpoint", str(folder / "dcdm.pt"), "--device", "cpu",
                       "--json", str(folder / "out.json")])
     res["_json"] = folder / "out.json"

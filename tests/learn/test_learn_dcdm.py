@@ -106,15 +106,15 @@ def _trained_checkpoint(tmp_path, ndim=3):
     net = DCDMNet(ndim=ndim, channels=4, blocks=1)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     b = torch.randn((2,) + (8,) * ndim)
-    trainer = Trainer(net, opt, lambda m, x: (m(x) ** 2).mean(), signature=network_signature(net),
-                      checkpoint_path=tmp_path / "net.pt")
-    trainer.fit(lambda step: b, 2)
+    trainer = Trainer(net, lambda m, x: (m(x) ** 2).mean(), optimizer=opt, signature=network_signature(net),
+                      checkpoint_path=tmp_path / "net.pt", device="cpu")
+    trainer.fit_steps(lambda step: b, 2)
     return net, tmp_path / "net.pt"
 
 
 def test_network_checkpoint_round_trip_and_dimension_mismatch(tmp_path):
     from physinv.learn.dcdm_net import load_dcdm_network
-    from physinv.learn.trainer import CheckpointMismatchError
+    from physinv.learn.checkpoint import CheckpointMismatchError
 
     net, path = _trained_checkpoint(tmp_path)
     loaded = load_dcdm_network(path, ndim=3)

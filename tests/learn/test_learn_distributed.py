@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from physinv.learn import data, train
+from physinv.learn import data, train_mlp
 
 # 20 samples: 12 for training (global batch 8: one full and one partial batch of 4 = 2 per rank), 8 validation
 ARGS = ["--epochs", "3", "--batch-size", "8", "--hidden", "16", "--dtype", "float64", "--lr", "1e-2",
@@ -32,7 +32,7 @@ def _in_process(argv):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert train.main(argv) == 0
+        assert train_mlp.main(argv) == 0
     finally:
         torch.set_num_threads(threads)
 
@@ -57,7 +57,7 @@ def test_two_processes_match_one_with_the_same_global_batch(datafile, tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     two = tmp_path / "two"
     proc = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "physinv.learn.train", "--data", str(datafile),
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "physinv.learn.train_mlp", "--data", str(datafile),
          "--out", str(two), *ARGS], env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     one = tmp_path / "one"
@@ -72,7 +72,7 @@ def test_two_processes_match_one_with_the_same_global_batch(datafile, tmp_path):
 def test_resume_in_a_new_process_matches_the_uninterrupted_run(datafile, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     _in_process(["--data", str(datafile), "--out", str(straight), *ARGS])
-    proc = subprocess.run([sys.executable, "-m", "physinv.learn.train", "--data", str(datafile), "--out",
+    proc = subprocess.run([sys.executable, "-m", "physinv.learn.train_mlp", "--data", str(datafile), "--out",
                            str(resumed), *ARGS, "--stop-after", "1"], env=_env(), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -80,5 +80,5 @@ def test_resume_in_a_new_process_matches_the_uninterrupted_run(datafile, tmp_pat
     _in_process(["--data", str(datafile), "--out", str(resumed), *ARGS, "--resume"])
     _assert_same_run(_final(resumed), _final(straight))
     # another configuration against that checkpoint: a clear error, exit status 2
-    assert train.main(["--data", str(datafile), "--out", str(resumed), *ARGS[:-1], "--lr", "2e-2", "--resume",
+    assert train_mlp.main(["--data", str(datafile), "--out", str(resumed), *ARGS[:-1], "--lr", "2e-2", "--resume",
                        "--quiet"]) == 2

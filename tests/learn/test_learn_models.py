@@ -11,7 +11,7 @@ from physinv.core.errors import InvalidParameterError, MissingExtraError, ShapeM
 from physinv.learn.data import generate, load
 from physinv.learn.models import NIO, BoundaryFNO, DeepONet, InputGuard, InputSpec, InputSpecMismatchError
 from physinv.learn.models import fno as fno_module
-from physinv.learn.train import SupervisedTrainer, TrainConfig
+from physinv.learn.trainer import TrainConfig, Trainer
 from physinv.problems.calderon.data import network_inputs
 
 N, L = 10, 4
@@ -107,8 +107,8 @@ def test_guarded_nio_trains_with_the_trainer_and_its_checkpoint_carries_the_spec
     spec = InputSpec.from_data(x, y)
     assert spec == InputSpec(L=L, n_boundary=NB, channels=2, n=N, dtype="float32")
     model = InputGuard(_models()["nio"], spec)
-    trainer = SupervisedTrainer(model, TrainConfig(epochs=2, batch_size=16, lr=3e-3, scheduler="none"),
-                                checkpoint_path=tmp_path / "ck.pt", signature=model.signature(), progress=False)
+    trainer = Trainer(model, config=TrainConfig(epochs=2, batch_size=16, lr=3e-3, scheduler="none"),
+                      checkpoint_path=tmp_path / "ck.pt", signature=model.signature())
     result = trainer.fit((x[:32], y[:32]), (x[32:], y[32:]))
     assert result.epoch == 2 and result.history[-1]["train_loss"] < result.history[0]["train_loss"] * 1.5
     payload = torch.load(tmp_path / "ck.pt", map_location="cpu", weights_only=False)

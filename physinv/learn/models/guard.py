@@ -12,7 +12,7 @@ The spec travels with the weights: it is a buffer (``input_spec``) of the
 state dict, so a checkpoint carries it, and loading a state dict written for
 another spec raises :class:`InputSpecMismatchError`.  :meth:`InputGuard.signature`
 gives the spec as a dict for the trainer's checkpoint signature
-(``SupervisedTrainer(..., signature=guard.signature())``).
+(``Trainer(..., signature=guard.signature())``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError
-from physinv.learn.trainer import CheckpointMismatchError
+from physinv.learn.checkpoint import CheckpointMismatchError
 
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
@@ -114,7 +114,7 @@ class InputGuard(torch.nn.Module):
         return InputSpec.from_tensor(self.input_spec)
 
     def signature(self) -> dict:
-        """The spec as a dict, for ``SupervisedTrainer(signature=...)``."""
+        """The spec as a dict, for ``Trainer(signature=...)``."""
         return {"input_spec": asdict(self.spec)}
 
     def check_input(self, x: torch.Tensor) -> None:

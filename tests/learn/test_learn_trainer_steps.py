@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from physinv.learn.trainer import CheckpointMismatchError, Trainer
+from physinv.learn.checkpoint import CheckpointMismatchError
+from physinv.learn.trainer import Trainer
 
 
 def _make(path=None, signature=None):
@@ -16,8 +17,8 @@ def _make(path=None, signature=None):
         noise = torch.randn(y.shape) * 0.01  # consumes the global RNG: resume must restore it
         return ((m(x) - y - noise) ** 2).mean()
 
-    return Trainer(model, opt, loss_fn, signature=signature or {"ndim": 3}, scheduler=sched,
-                   checkpoint_path=path, checkpoint_every=2)
+    return Trainer(model, loss_fn, optimizer=opt, scheduler=sched, signature=signature or {"ndim": 3},
+                   checkpoint_path=path, checkpoint_every=2, device="cpu")
 
 
 def _batches(step):
@@ -28,16 +29,16 @@ def _batches(step):
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     straight = _make()
-    straight.fit(_batches, 10)
+    straight.fit_steps(_batches, 10)
 
     first = _make(tmp_path / "ckpt.pt")
-    first.fit(_batches, 6)  # checkpoint at step 6
+    first.fit_steps(_batches, 6)  # checkpoint at step 6
     torch.manual_seed(1234)  # the interrupted process's RNG state is gone
     np.random.seed(99)
     resumed = _make(tmp_path / "ckpt.pt")
     resumed.load(tmp_path / "ckpt.pt")
     assert resumed.step == 6
-    resumed.fit(_batches, 10)
+    resumed.fit_steps(_batches, 10)
     assert resumed.history == straight.history
     for a, b in zip(resumed.model.parameters(), straight.model.parameters()):
         assert torch.equal(a, b)
@@ -46,7 +47,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 def test_checkpoint_for_another_grid_dimension_is_refused(tmp_path):
     t = _make(tmp_path / "c.pt", signature={"ndim": 3})
-    t.fit(_batches, 2)
+    t.fit_steps(_batches, 2)
     other = _make(signature={"ndim": 2})
     with pytest.raises(CheckpointMismatchError, match="ndim"):
         other.load(tmp_path / "c.pt")
@@ -54,7 +55,7 @@ def test_checkpoint_for_another_grid_dimension_is_refused(tmp_path):
 
 def test_checkpoints_are_written_atomically(tmp_path):
     t = _make(tmp_path / "c.pt")
-    t.fit(_batches, 4)
+    t.fit_steps(_batches, 4)
     assert (tmp_path / "c.pt").exists()
     assert not list(tmp_path.glob(".*.tmp"))
     payload = torch.load(tmp_path / "c.pt", weights_only=False)
@@ -65,4 +66,4 @@ def test_non_finite_loss_stops_training():
     t = _make()
     t.loss_fn = lambda m, batch: m(batch[0]).sum() * float("nan")
     with pytest.raises(FloatingPointError, match="step 0"):
-        t.fit(_batches, 3)
+        t.fit_steps(_batches, 3)
