@@ -9,18 +9,10 @@ import torch
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
 from physinv.core.verify import jacobian_dot_test, taylor_test
 from physinv.linalg.cg import ConvergenceError
-from physinv.problems.flame import simulator as fl
-from physinv.problems.flame.simulator import (
-    DEFAULT_PARAMS,
-    PHI_RANGE,
-    FlameConvergenceError,
-    FlameSimulator,
-    flame_fields,
-    flame_speed,
-    make_grid,
-    make_problem,
-    solve_flame,
-)
+from physinv.problems.flame import model, solver
+from physinv.problems.flame.model import DEFAULT_PARAMS, PHI_RANGE, make_problem
+from physinv.problems.flame.simulator import FlameSimulator, flame_fields
+from physinv.problems.flame.solver import FlameConvergenceError, flame_speed, make_grid, solve_flame
 
 REFERENCES = {0.40: 0.26794, 0.42: 0.29293, 0.44: 0.31815, 0.46: 0.34354, 0.48: 0.36904, 0.50: 0.39461}
 #: Grid-converged s_L at phi = 0.46 (Richardson of 2401/4801 nodes; RK4 shooting agrees to 1e-9).
@@ -46,7 +38,7 @@ def test_reference_values_within_0p3_percent():
 
 
 def test_default_grid_is_converged_and_matches_limit(sol046):
-    assert sol046.x.size == fl.DEFAULT_NODES
+    assert sol046.x.size == solver.DEFAULT_NODES
     assert abs(sol046.s_L - S_LIMIT_046) / S_LIMIT_046 < 1e-5
 
 
@@ -144,12 +136,12 @@ def test_analytic_newton_jacobian_matches_autograd():
     base = solve_flame(0.46, grid=401)
     Tu = np.interp(x, base.x, base.T)[1:] * (1 + 1e-3 * np.sin(np.arange(x.size - 1)))
     s = base.s_L * 1.01
-    st = fl._Stencils(x)
-    th = fl._theta(prob, None, torch.float64, None)
+    st = solver.Stencils(x)
+    constants = model.constant_tensors(prob)
     J_auto = torch.autograd.functional.jacobian(
-        lambda z: fl._residual(z[:-1], z[-1], prob, st, th), torch.from_numpy(np.append(Tu, s))
+        lambda z: solver.discrete_residual(z[:-1], z[-1], prob, st, constants), torch.from_numpy(np.append(Tu, s))
     ).numpy()
-    J = fl._jacobian(Tu, s, prob, st).toarray()
+    J = solver.jacobian(Tu, s, prob, st).toarray()
     assert np.max(np.abs(J - J_auto)) <= 1e-10 * np.max(np.abs(J_auto))
 
 
@@ -297,4 +289,4 @@ def test_tensor_inputs_are_checked():
     with pytest.raises(InvalidParameterError, match="finite and > 0"):
         sim(torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64))
     assert set(DEFAULT_PARAMS) >= {"lam", "cp", "qF", "A", "Ea", "order"}
-    assert math.isclose(fl.ATM, 101325.0)
+    assert math.isclose(model.ATM, 101325.0)
