@@ -88,7 +88,7 @@ class _FlameSolve(torch.autograd.Function):
             g[:-1] = gT.detach().cpu().double().numpy()[1:]
         if gs is not None:
             g[-1] = float(gs)
-        adj = torch.from_numpy(ctx.sol._lu.solve(g, trans="T"))
+        adj = torch.from_numpy(ctx.sol.jacobian_lu.solve(g, trans="T"))
         with torch.enable_grad():
             leaves = [v.to(torch.float64).cpu().requires_grad_(True) for v in ctx.values]
             r = _FlameSolve._residual_of_theta(ctx)(*leaves)
@@ -104,7 +104,7 @@ class _FlameSolve(torch.autograd.Function):
                      for p, t in zip(prim, tangents))
         with torch.enable_grad():  # double-backward product: works inside an outer forward-AD level
             dF = torch.autograd.functional.jvp(_FlameSolve._residual_of_theta(ctx), prim, tang)[1]
-        dz = -ctx.sol._lu.solve(dF.numpy())
+        dz = -ctx.sol.jacobian_lu.solve(dF.numpy())
         v0 = ctx.values[0]
         dT = torch.from_numpy(np.concatenate([[0.0], dz[:-1]])).to(dtype=v0.dtype, device=v0.device)
         return dT, torch.tensor(dz[-1], dtype=v0.dtype, device=v0.device)

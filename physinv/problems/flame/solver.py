@@ -360,6 +360,9 @@ class FlameSolution:
         Laminar flame speed, m/s.
     iterations
         Newton iterations; ``step_norm`` the last scaled Newton step.
+    jacobian_lu
+        Sparse LU factors (``scipy.sparse.linalg.splu``) of the Jacobian
+        ``F_z`` at the solution, for the implicit adjoint.
     """
 
     problem: FlameProblem
@@ -372,7 +375,7 @@ class FlameSolution:
     s_L: float
     iterations: int
     step_norm: float
-    _lu: object = field(default=None, repr=False)
+    jacobian_lu: object = field(default=None, repr=False)
 
     @property
     def mass_flux(self) -> np.ndarray:
@@ -451,7 +454,8 @@ def solve_discrete(prob: FlameProblem, x: np.ndarray, initial=None, tol: float =
             alg = algebraic_fields(torch.from_numpy(T), torch.tensor(s, dtype=torch.float64), prob, constants)
         fields = {k: v.numpy() for k, v in alg.items()}
         _check_solution(prob, T, s, fields["u"])
-        return FlameSolution(prob, x, T, s_L=float(s), iterations=iterations, step_norm=norm, _lu=lu, **fields)
+        return FlameSolution(prob, x, T, s_L=float(s), iterations=iterations, step_norm=norm, jacobian_lu=lu,
+                             **fields)
 
     if initial is not None:
         x0, T0, s0 = initial
