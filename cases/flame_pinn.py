@@ -39,7 +39,8 @@ from physinv.core.io import atomic_savefig, atomic_write_json, atomic_write_text
 from physinv.core.seeding import seed_everything  # noqa: E402
 from physinv.problems.flame.fit import fit_flame, synthetic_observations  # noqa: E402
 from physinv.problems.flame.pinn import PINNSettings, train_flame_pinn  # noqa: E402
-from physinv.problems.flame.simulator import DEFAULT_PARAMS, solve_flame  # noqa: E402
+from physinv.problems.flame.model import DEFAULT_PARAMS  # noqa: E402
+from physinv.problems.flame.solver import solve_flame  # noqa: E402
 
 PHI, T_IN, P_ATM = 0.46, 298.0, 1.0
 SL_ANCHOR = 0.34354  # FlamePINN-1D's 10,000-point shooting reference (first order, ~0.06% above the h->0 limit)

@@ -45,7 +45,9 @@ from physinv.core.errors import InvalidParameterError
 from physinv.invert.optimize import minimize_gauss_newton, minimize_lbfgs
 from physinv.invert.problem import InverseProblem, LogParametrization
 from physinv.problems.flame.pinn import check_observations
-from physinv.problems.flame.simulator import DEFAULT_PARAMS, FlameSimulator, make_problem, solve_flame
+from physinv.problems.flame.model import DEFAULT_PARAMS, make_problem
+from physinv.problems.flame.simulator import FlameSimulator
+from physinv.problems.flame.solver import solve_flame
 
 __all__ = [
     "FlameObservations",

@@ -1,6 +1,6 @@
 r"""PINN for the 1D premixed flame of FlamePINN-1D (case 1), forward and inverse, with deepxde.
 
-Model (the same as :mod:`physinv.problems.flame.simulator`; see ``docs/flame.md``): on
+Model (:mod:`physinv.problems.flame.model`, the simulator's; see ``docs/flame.md``): on
 ``x in [0, L]``, ``L = 1.5 mm``,
 
 .. math::
@@ -64,7 +64,7 @@ import torch
 
 from physinv.core.errors import InvalidParameterError, PhysinvError
 from physinv.core.extras import require
-from physinv.problems.flame.simulator import FlameProblem, make_problem
+from physinv.problems.flame.model import FlameProblem, algebraic_fields, make_problem, velocity
 
 __all__ = [
     "PINNSettings",
@@ -72,7 +72,6 @@ __all__ = [
     "check_observations",
     "load_deepxde",
     "flame_residual",
-    "algebraic_fields",
     "reduced_temperature",
     "inlet_slope",
     "train_flame_pinn",
@@ -129,43 +128,19 @@ def load_deepxde():
 
 
 # ----------------------------------------------------------------------------------------------
-# physics (pure torch, used by the PINN and by the tests)
-
-
-def _param(name: str, value, problem: FlameProblem):
-    return problem.params[name] if value is None else value
-
-
-def algebraic_fields(T: torch.Tensor, s_L, problem: FlameProblem, Ea=None) -> dict:
-    """``u, rho, Y_F, omega`` from ``T`` (K) and ``s_L`` (m/s), as the model defines them.
-
-    ``u`` is the smaller root of ``u^2 - (s_L + R_g T_in/s_L) u + R_g T = 0``
-    (written without cancellation), ``rho = rho_in s_L / u``,
-    ``Y_F = Y_F,in + c_p (T_in - T)/q_F`` (clipped at 0),
-    ``omega = A exp(-E_a/(R T)) (Y_F rho)^n``.
-    """
-    pr = problem.params
-    Ea = _param("Ea", Ea, problem)
-    Rg = problem.Rg
-    c = s_L + Rg * problem.T_in / s_L
-    disc = torch.clamp(c * c - 4.0 * Rg * T, min=0.0)
-    u = 2.0 * Rg * T / (c + torch.sqrt(disc))
-    rho = problem.rho_in * s_L / u
-    Y = torch.clamp(problem.Y_in + pr["cp"] * (problem.T_in - T) / pr["qF"], min=0.0)
-    base = Y * rho
-    safe = torch.where(base > 0, base, torch.ones_like(base))
-    power = torch.where(base > 0, safe ** pr["order"], torch.zeros_like(base))
-    omega = pr["A"] * torch.exp(-Ea / (pr["R"] * torch.clamp(T, min=1.0))) * power
-    return {"u": u, "rho": rho, "Y_F": Y, "omega": omega}
+# the residual in the PINN's variables
 
 
 def flame_residual(theta: torch.Tensor, theta_xi: torch.Tensor, theta_xixi: torch.Tensor, s_L, problem: FlameProblem,
                    lam=None, Ea=None) -> torch.Tensor:
     r"""Scaled energy residual ``r = theta_xi - theta_xixi / Pe - Da omega`` (dimensionless).
 
-    It is the model's ``T_x - lambda/(rho_in s_L c_p) T_xx - q_F omega/(rho_in s_L c_p)``
-    multiplied by ``L / (T_max - T_in)``, with ``xi = x/L`` and
-    ``theta = (T - T_in)/(T_max - T_in)``.
+    It is the model's energy equation
+    (:func:`~physinv.problems.flame.model.energy_residual`, W/m^3) divided by
+    ``rho_in s_L c_p (T_max - T_in) / L``, in ``xi = x/L`` and
+    ``theta = (T - T_in)/(T_max - T_in)``: the same physics and the same
+    closure (:func:`~physinv.problems.flame.model.algebraic_fields`), scaled so
+    that the terms of the PINN loss are O(1)-O(10) instead of ~1e9 W/m^3.
 
     Parameters
     ----------
@@ -174,17 +149,17 @@ def flame_residual(theta: torch.Tensor, theta_xi: torch.Tensor, theta_xixi: torc
     s_L
         Flame speed, m/s (float or 0-dim tensor).
     problem
-        The :class:`~physinv.problems.flame.simulator.FlameProblem` (constants, ``T_in``, ``T_max``, ``rho_in``).
+        The :class:`~physinv.problems.flame.model.FlameProblem` (constants, ``T_in``, ``T_max``, ``rho_in``).
     lam, Ea
         Thermal conductivity W/(m K) and activation energy J/mol; default: the problem's.
     """
     pr = problem.params
-    lam = _param("lam", lam, problem)
+    lam = pr["lam"] if lam is None else lam
     dT = problem.T_max - problem.T_in
     L = problem.length
     m_cp = problem.rho_in * s_L * pr["cp"]
     T = problem.T_in + dT * theta
-    omega = algebraic_fields(T, s_L, problem, Ea)["omega"]
+    omega = algebraic_fields(T, s_L, problem, None if Ea is None else {"Ea": Ea})["omega"]
     return theta_xi - (lam / (m_cp * L)) * theta_xixi - (pr["qF"] * L / (m_cp * dT)) * omega
 
 
@@ -284,8 +259,8 @@ class FlamePINNResult:
         T = prob.T_in + (prob.T_max - prob.T_in) * self._theta(x / prob.length)
         Tt = torch.from_numpy(T)
         with torch.no_grad():
-            alg = algebraic_fields(Tt, torch.tensor(self.s_L, dtype=torch.float64),
-                                   self.problem_with(), torch.tensor(self.params["Ea"], dtype=torch.float64))
+            alg = algebraic_fields(Tt, torch.tensor(self.s_L, dtype=torch.float64), self.problem_with(),
+                                   {"Ea": torch.tensor(self.params["Ea"], dtype=torch.float64)})
         return {"x": x, "T": T, **{k: v.numpy() for k, v in alg.items()}}
 
     def problem_with(self) -> FlameProblem:
@@ -341,10 +316,6 @@ class _ObservationBC:
         return (q - v) / v
 
 
-def _check_state(phi, T_in, p_atm) -> FlameProblem:
-    return make_problem(phi, T_in, p_atm)  # raises InvalidParameterError on bad phi, T_in, p
-
-
 def train_flame_pinn(
     phi: float = 0.46,
     T_in: float = 298.0,
@@ -370,7 +341,7 @@ def train_flame_pinn(
     Parameters
     ----------
     phi, T_in, p_atm
-        Equivalence ratio (in :data:`physinv.problems.flame.simulator.PHI_RANGE`), inlet
+        Equivalence ratio (in :data:`physinv.problems.flame.model.PHI_RANGE`), inlet
         temperature (K, > 0), pressure (atm, > 0).
     observations
         Point data with attributes ``x`` (m), ``T`` (K), ``u`` (m/s) and
@@ -388,7 +359,7 @@ def train_flame_pinn(
     device
         Torch device for training.
     """
-    problem = _check_state(phi, T_in, p_atm)
+    problem = make_problem(phi, T_in, p_atm)  # InvalidParameterError on bad phi, T_in, p
     infer = tuple(infer)
     unknown = [n for n in infer if n not in INVERTIBLE]
     if unknown or "sL" not in infer:
@@ -416,7 +387,7 @@ def train_flame_pinn(
     def value(name):
         if name in logs:
             return start[name] * torch.exp(logs[name])
-        return problem.params["lam" if name == "lam" else "Ea"]
+        return problem.params[name]
 
     dT = problem.T_max - problem.T_in
 
@@ -431,7 +402,7 @@ def train_flame_pinn(
         conditions.append(_ObservationBC(xi_obs, obs_T, lambda th: problem.T_in + dT * th))
         conditions.append(_ObservationBC(
             xi_obs, obs_u,
-            lambda th: algebraic_fields(problem.T_in + dT * th, value("sL"), problem)["u"]))
+            lambda th: velocity(problem.T_in + dT * th, value("sL"), problem.Rg, problem.T_in)))
     geom = dde.geometry.Interval(0.0, 1.0)
     with contextlib.redirect_stdout(io.StringIO()):
         data = dde.data.PDE(geom, pde, conditions, num_domain=settings.collocation - 2, num_boundary=2,

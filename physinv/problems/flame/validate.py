@@ -1,6 +1,6 @@
 r"""``physinv validate flame``: the 1D flame simulator against the FlamePINN-1D references.
 
-The simulator (:mod:`physinv.problems.flame.simulator`) solves the simplified freely
+The solver (:mod:`physinv.problems.flame.solver`) solves the simplified freely
 propagating premixed flame of FlamePINN-1D (case 1) as a nonlinear
 boundary-value problem with the flame speed ``s_L`` as an unknown eigenvalue,
 discretized by second-order finite differences.  This study reports
@@ -21,7 +21,7 @@ discretized by second-order finite differences.  This study reports
   reference lists (0.345345, 0.344341 at ``phi = 0.46``): matching them
   confirms the model is read the same way; its ``h -> 0`` limit (first-order
   Richardson) agrees with ``s_inf``.
-* ``references``: :func:`~physinv.problems.flame.simulator.flame_speed` (default grid)
+* ``references``: :func:`~physinv.problems.flame.solver.flame_speed` (default grid)
   against the six 10,000-point reference values, relative differences; must be
   within :data:`REL_TOL` (0.3 %).  The remaining ~0.05 % is the reference's own
   first-order discretization error, not a model difference.
@@ -41,7 +41,8 @@ import numpy as np
 
 from physinv.core.validation import report_result, validation_parser
 from physinv.fem.convergence import fit_rate
-from physinv.problems.flame.simulator import DEFAULT_NODES, make_problem, solve_flame
+from physinv.problems.flame.model import algebraic_fields, make_problem
+from physinv.problems.flame.solver import DEFAULT_NODES, shoot, solve_flame
 
 __all__ = [
     "REFERENCE_SPEEDS",
@@ -111,13 +112,11 @@ def shooting_speed(phi: float = PHI_STUDY, n_steps: int = 1500, candidates: int 
     speeds survive the whole domain, which happens at a relative width of about
     ``exp(-k (L - x_flame))``; returns the bracket and its midpoint.
     """
-    from physinv.problems.flame.simulator import _shoot
-
     prob = make_problem(phi)
     lo, hi = 0.01, 10.0
     s = np.geomspace(lo, hi, candidates)
     for _ in range(20):
-        status, _ = _shoot(prob, s, n_steps)
+        status, _ = shoot(prob, s, n_steps)
         small, large = s[status == -1], s[status == 1]
         lo, hi = (small.max() if small.size else lo), (large.min() if large.size else hi)
         if np.any((status == 0) & (s > lo) & (s < hi)) or hi - lo <= 1e-13 * hi:
@@ -144,12 +143,10 @@ def reference_scheme_speed(phi: float, points: int, T_in: float = 298.0, candida
     lo, hi = 0.0, 1.0
     for _ in range(12):
         s = np.linspace(lo, hi, candidates + 2)[1:-1]
-        c = s + prob.Rg * T_in / s
         k = prob.rho_in * s * pr["cp"] / pr["lam"]
         T = np.full(s.shape, T_in)
         G = np.full(s.shape, pr["dTdx0"])
-        omega = pr["A"] * np.exp(-pr["Ea"] / (pr["R"] * T_in)) * (prob.Y_in * prob.rho_in) ** pr["order"]
-        omega = np.full(s.shape, omega)
+        omega = algebraic_fields(T, s, prob)["omega"]
         status = np.zeros(s.shape, dtype=int)
         for _i in range(1, points):
             G = G + dx * (k * G - pr["qF"] * omega / pr["lam"])
@@ -160,9 +157,7 @@ def reference_scheme_speed(phi: float, points: int, T_in: float = 298.0, candida
             if not np.any(status == 0):
                 break
             Tc = np.minimum(T, prob.T_max)
-            u = 2.0 * prob.Rg * Tc / (c + np.sqrt(np.maximum(c * c - 4 * prob.Rg * Tc, 0.0)))
-            Y = np.maximum(prob.Y_in + pr["cp"] * (T_in - Tc) / pr["qF"], 0.0)
-            omega = pr["A"] * np.exp(-pr["Ea"] / (pr["R"] * Tc)) * (Y * prob.rho_in * s / u) ** pr["order"]
+            omega = algebraic_fields(Tc, s, prob)["omega"]
             G = np.where(status == 0, G, 0.0)
             T = Tc
         small, large = s[status == -1], s[status == 1]

@@ -12,7 +12,8 @@ from physinv.problems.flame.fit import (
     observation_points,
     synthetic_observations,
 )
-from physinv.problems.flame.simulator import DEFAULT_PARAMS, solve_flame
+from physinv.problems.flame.model import DEFAULT_PARAMS
+from physinv.problems.flame.solver import solve_flame
 
 LAM, EA = DEFAULT_PARAMS["lam"], DEFAULT_PARAMS["Ea"]
 FIT_GRID = 601  # coarser than the data's 3001 nodes: s_L differs by ~3e-5, far below the 2% noise

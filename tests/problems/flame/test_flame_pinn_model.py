@@ -11,15 +11,15 @@ import torch
 
 from physinv.core.errors import InvalidParameterError, MissingExtraError
 from physinv.problems.flame import pinn as fp
+from physinv.problems.flame.model import algebraic_fields, energy_residual, make_problem
 from physinv.problems.flame.pinn import (
     PINNSettings,
-    algebraic_fields,
     flame_residual,
     inlet_slope,
     reduced_temperature,
     train_flame_pinn,
 )
-from physinv.problems.flame.simulator import make_problem, solve_flame
+from physinv.problems.flame.solver import solve_flame
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +71,24 @@ def test_residual_terms_match_the_dimensional_equation(fine):
     expected = (Tx - k * lam * Txx - k * omega * pr["qF"]) * L / dT
     got = flame_residual((T - prob.T_in) / dT, Tx * L / dT, Txx * L**2 / dT, s, prob, lam=lam, Ea=Ea)
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
-    alg = algebraic_fields(T, s, prob, Ea)
+    alg = algebraic_fields(T, s, prob, {"Ea": Ea})
     torch.testing.assert_close(alg["u"], u, rtol=1e-10, atol=0)
     torch.testing.assert_close(alg["omega"], omega, rtol=1e-9, atol=0)
+
+
+def test_residual_is_the_models_energy_equation_scaled(fine):
+    """flame_residual = energy_residual * L / (rho_in s_L c_p (T_max - T_in)): one equation, two scalings."""
+    prob = fine.problem
+    L, dT = prob.length, prob.T_max - prob.T_in
+    rng = np.random.default_rng(1)
+    T = torch.from_numpy(rng.uniform(prob.T_in, prob.T_max - 1.0, 9))
+    Tx = torch.from_numpy(rng.uniform(0, 5e6, 9))
+    Txx = torch.from_numpy(rng.uniform(-1e10, 1e10, 9))
+    s, lam, Ea = 0.32, 0.028, 1.25e5
+    m_cp = prob.rho_in * s * prob.params["cp"]
+    scaled = energy_residual(T, Tx, Txx, s, prob, {"lam": lam, "Ea": Ea}) * L / (m_cp * dT)
+    got = flame_residual((T - prob.T_in) / dT, Tx * L / dT, Txx * L**2 / dT, s, prob, lam=lam, Ea=Ea)
+    torch.testing.assert_close(got, scaled, rtol=1e-9, atol=1e-9)
 
 
 def test_algebraic_fields_agree_with_the_simulator(fine):
