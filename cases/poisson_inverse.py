@@ -31,6 +31,7 @@ from physinv.casekit import case_main, case_parser
 from physinv.core.autodiff import value_and_grad
 from physinv.core.device import resolve_device
 from physinv.core.io import atomic_write_json, atomic_write_text
+from physinv.core.noise import add_noise, noise_seed
 from physinv.core.seeding import seed_everything
 from physinv.core.verify import taylor_test
 from physinv.discretize import FDPoissonOperator, UniformGrid
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     device = resolve_device(args.device)
     dtype = torch.float64
-    rng = seed_everything(args.seed)
+    seed_everything(args.seed)
     n, n_exp = cfg["cells"], cfg["experiments"]
     print(f"poisson_inverse: {'quick' if args.quick else 'full'} setting, {n}x{n} cells, "
           f"{cfg['sensors']}^2 sensors, {n_exp} experiments, device {device}", flush=True)
@@ -117,9 +118,7 @@ def run(args: argparse.Namespace) -> dict:
     xf, yf = fine.operator.grid.coordinates(dtype, device)
     with torch.no_grad():
         clean = fine(true_kappa(xf, yf))
-    sigma = NOISE_LEVEL * clean.abs().amax(dim=-1, keepdim=True)
-    noise = torch.from_numpy(rng.standard_normal(tuple(clean.shape))).to(dtype=dtype, device=device)
-    data = clean + sigma * noise
+    data, sigma = add_noise(clean, NOISE_LEVEL, noise_seed(args.seed), scale="max", sample_ndim=1)
 
     solver = CountingSolver(make_solver(args.solver))
     sim = make_simulator(n, sensors, n_exp, solver, dtype, device)
