@@ -26,21 +26,16 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from physinv.casekit import case_main, case_parser  # noqa: E402
-from physinv.core.device import resolve_device  # noqa: E402
-from physinv.core.io import atomic_savefig, atomic_write_json, atomic_write_text  # noqa: E402
-from physinv.core.seeding import seed_everything  # noqa: E402
-from physinv.problems.flame.fit import fit_flame, synthetic_observations  # noqa: E402
-from physinv.problems.flame.pinn import PINNSettings, train_flame_pinn  # noqa: E402
-from physinv.problems.flame.model import DEFAULT_PARAMS  # noqa: E402
-from physinv.problems.flame.solver import solve_flame  # noqa: E402
+from physinv.casekit import case_main, case_parser, methods_table, start_case, write_results
+from physinv.core.io import atomic_write_json
+from physinv.problems.flame.fit import fit_flame, synthetic_observations
+from physinv.problems.flame.pinn import PINNSettings, train_flame_pinn
+from physinv.problems.flame.plots import FIELDS, plot_flame_study, plot_sweep
+from physinv.problems.flame.model import DEFAULT_PARAMS
+from physinv.problems.flame.solver import solve_flame
 
 PHI, T_IN, P_ATM = 0.46, 298.0, 1.0
 SL_ANCHOR = 0.34354  # FlamePINN-1D's 10,000-point shooting reference (first order, ~0.06% above the h->0 limit)
@@ -53,7 +48,6 @@ SETTINGS = {
 }
 SWEEP_NOISE = (0.0, 0.005, 0.01, 0.02)
 SWEEP_COUNTS = (5, 10, 15, 25)
-FIELDS = (("T", "T [K]"), ("u", "u [m/s]"), ("rho", "rho [kg/m^3]"), ("Y_F", "Y_F"))
 TRUE = {"lam": DEFAULT_PARAMS["lam"], "Ea": DEFAULT_PARAMS["Ea"]}
 
 
@@ -80,12 +74,8 @@ def inverse_pair(obs, settings: PINNSettings, seed: int, device, sL_true: float,
 
 
 def run(args: argparse.Namespace) -> dict:
-    mode = "quick" if args.quick else "full"
-    settings = SETTINGS[mode]
-    out = Path(args.out)
-    device = resolve_device(args.device)
-    seed_everything(args.seed)
-    t_start = time.perf_counter()
+    case = start_case(args, SETTINGS)
+    mode, settings, out, device = case.setting, case.cfg, case.out, case.device
     print(f"flame_pinn: {mode} setting (Adam {settings.adam_iterations} + L-BFGS {settings.lbfgs_iterations}, "
           f"{settings.collocation} collocation points), phi={PHI}, {P_ATM} atm, T_in={T_IN} K, device {device}",
           flush=True)
@@ -119,53 +109,29 @@ def run(args: argparse.Namespace) -> dict:
           f"{classic.seconds:.2f} s", flush=True)
 
     metrics = {
-        "sL_reference": ref.s_L,
-        "sL_anchor": SL_ANCHOR,
-        "sL_reference_vs_anchor": ref.s_L / SL_ANCHOR - 1,
-        "sL_pinn": fwd.s_L,
-        "sL_pinn_rel_err": fwd.s_L / ref.s_L - 1,
-        "T_pinn_rel_l2": fwd_err["T"],
-        "u_pinn_rel_l2": fwd_err["u"],
-        "rho_pinn_rel_l2": fwd_err["rho"],
-        "YF_pinn_rel_l2": fwd_err["Y_F"],
-        "pinn_forward_final_loss": fwd.loss_history[-1],
-        "inv_pinn_lambda_rel_err": pe["lam"],
-        "inv_pinn_Ea_rel_err": pe["Ea"],
-        "inv_pinn_sL_rel_err": pe["sL"],
+        "sL_reference": ref.s_L, "sL_anchor": SL_ANCHOR, "sL_reference_vs_anchor": ref.s_L / SL_ANCHOR - 1,
+        "sL_pinn": fwd.s_L, "sL_pinn_rel_err": fwd.s_L / ref.s_L - 1, "T_pinn_rel_l2": fwd_err["T"],
+        "u_pinn_rel_l2": fwd_err["u"], "rho_pinn_rel_l2": fwd_err["rho"], "YF_pinn_rel_l2": fwd_err["Y_F"],
+        "pinn_forward_final_loss": fwd.loss_history[-1], "inv_pinn_lambda_rel_err": pe["lam"],
+        "inv_pinn_Ea_rel_err": pe["Ea"], "inv_pinn_sL_rel_err": pe["sL"],
         "inv_pinn_T_rel_l2": rel_l2(inv_pinn_fields["T"], ref.T, ref.x),
-        "inv_pinn_final_residual_loss": pinn.residual_history[-1],
-        "inv_pinn_final_data_loss": pinn.data_history[-1],
-        "inv_classic_lambda_rel_err": ce["lam"],
-        "inv_classic_Ea_rel_err": ce["Ea"],
-        "inv_classic_sL_rel_err": ce["sL"],
-        "inv_classic_lambda_sigma": classic.sigma["lam"],
-        "inv_classic_Ea_sigma": classic.sigma["Ea"],
-        "inv_classic_sL_sigma": classic.sigma["sL"],
+        "inv_pinn_final_residual_loss": pinn.residual_history[-1], "inv_pinn_final_data_loss": pinn.data_history[-1],
+        "inv_classic_lambda_rel_err": ce["lam"], "inv_classic_Ea_rel_err": ce["Ea"],
+        "inv_classic_sL_rel_err": ce["sL"], "inv_classic_lambda_sigma": classic.sigma["lam"],
+        "inv_classic_Ea_sigma": classic.sigma["Ea"], "inv_classic_sL_sigma": classic.sigma["sL"],
         "inv_classic_lambda_Ea_correlation": classic.correlation,
         "inv_classic_T_rel_l2": rel_l2(inv_classic_fields["T"], ref.T, ref.x),
-        "inv_classic_misfit_over_noise": classic.misfit_over_noise,
-        "inv_classic_iterations": classic.iterations,
-        "time_reference_s": t_ref,
-        "time_pinn_forward_s": fwd.seconds,
-        "time_pinn_s": pinn.seconds,
-        "time_classic_s": classic.seconds,
-        "noise": NOISE,
-        "n_obs": N_OBS,
-        "data_seed": args.seed,
-        "adam_iterations": settings.adam_iterations,
-        "lbfgs_iterations": settings.lbfgs_iterations,
+        "inv_classic_misfit_over_noise": classic.misfit_over_noise, "inv_classic_iterations": classic.iterations,
+        "time_reference_s": t_ref, "time_pinn_forward_s": fwd.seconds, "time_pinn_s": pinn.seconds,
+        "time_classic_s": classic.seconds, "noise": NOISE, "n_obs": N_OBS, "data_seed": args.seed,
+        "adam_iterations": settings.adam_iterations, "lbfgs_iterations": settings.lbfgs_iterations,
     }
-    write_figures(out, ref, fwd, fwd_fields, pinn, inv_pinn_fields, classic, inv_classic_fields, obs,
-                  settings.adam_iterations)
+    plot_flame_study(out, ref, fwd, fwd_fields, pinn, inv_pinn_fields, classic, inv_classic_fields, obs,
+                     settings.adam_iterations, TRUE)
     sweep = run_sweep(args, settings, device, ref.s_L, out) if args.sweep else None
-    metrics["time_total_s"] = time.perf_counter() - t_start
-    write_report(out, metrics, mode, args, classic, sweep)
-    atomic_write_json(out / "metrics.json", metrics)
+    metrics["time_total_s"] = case.elapsed()
+    write_results(out, metrics, report(metrics, mode, args, classic, sweep))
     return metrics
-
-
-# ----------------------------------------------------------------------------------------------
-# sweep over noise level and number of observations
 
 
 def run_sweep(args, settings: PINNSettings, device, sL_true: float, out: Path) -> dict:
@@ -185,101 +151,11 @@ def run_sweep(args, settings: PINNSettings, device, sL_true: float, out: Path) -
                    f"E_a {rows[-1]['classic_Ea_rel_err']:+.2%}")
     sweep = {"rows": rows, "seed": args.seed}
     atomic_write_json(out / "sweep.json", sweep)
-    for method in ("pinn", "classic"):
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-        for ax, (key, select, label) in zip(axes, (
-                ("noise", lambda r: r["n_obs"] == N_OBS, "relative noise level [%]"),
-                ("n_obs", lambda r: r["noise"] == NOISE, "number of observation points"))):
-            sel = sorted((r for r in rows if select(r)), key=lambda r: r[key])
-            xs = np.array([r[key] * (100 if key == "noise" else 1) for r in sel])
-            for p, name in (("lam", "lambda"), ("Ea", "E_a"), ("sL", "s_L")):
-                err = np.array([abs(r[f"{method}_{p}_rel_err"]) for r in sel]) * 100
-                line, = ax.plot(xs, err, "o-", label=f"|{name} error|")
-                if method == "classic":
-                    ax.plot(xs, np.array([r[f"classic_{p}_sigma_rel"] for r in sel]) * 100, "--",
-                            color=line.get_color(), lw=0.8, label=f"1-sigma {name}")
-            ax.set_xlabel(label)
-            ax.set_ylabel("relative error [%]")
-            ax.set_yscale("symlog", linthresh=0.01)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        fig.suptitle(f"{'PINN' if method == 'pinn' else 'classic adjoint fit'}: parameter errors "
-                     f"({N_OBS} points when varying noise, {NOISE:.0%} noise when varying points; seed {args.seed})",
-                     fontsize=9)
-        _save(fig, out / f"sweep_{method}.png")
+    plot_sweep(rows, N_OBS, NOISE, args.seed, out)
     return sweep
 
 
-# ----------------------------------------------------------------------------------------------
-# outputs
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=120)
-    plt.close(fig)
-
-
-def write_figures(out: Path, ref, fwd, fwd_fields, pinn, pinn_fields, classic, classic_fields, obs,
-                  adam_iterations: int) -> None:
-    xmm = ref.x * 1e3
-    for name, curves, points in (
-            ("fields_forward.png", {"PINN (forward)": fwd_fields}, False),
-            ("fields_inverse.png", {"PINN (inverse)": pinn_fields, "classic fit": classic_fields}, True)):
-        fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-        for ax, (key, label) in zip(axes, FIELDS):
-            ax.plot(xmm, getattr(ref, key), "k-", lw=2.5, alpha=0.4, label="reference (simulator)")
-            for (cname, f), style in zip(curves.items(), ("--", ":")):
-                ax.plot(xmm, f[key], style, lw=1.5, label=cname)
-            if points and key in ("T", "u"):
-                ax.plot(obs.x * 1e3, getattr(obs, key), "o", ms=4, mfc="none", label=f"data ({obs.noise:.0%} noise)")
-            ax.set_xlabel("x [mm]")
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        _save(fig, out / name)
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].semilogy(fwd.steps, fwd.loss_history, label="forward: residual loss")
-    axes[0].semilogy(pinn.steps, pinn.residual_history, label="inverse: residual loss")
-    axes[0].semilogy(pinn.steps, pinn.data_history, label="inverse: data loss (mean sq. rel. misfit)")
-    axes[0].axvline(adam_iterations, color="k", ls=":", lw=0.8, label="Adam -> L-BFGS")
-    axes[0].set_xlabel("iteration")
-    axes[0].set_title("PINN training loss", fontsize=10)
-    axes[1].plot(fwd.steps, np.abs(np.array(fwd.param_history["sL"]) / ref.s_L - 1), label="forward s_L")
-    for k, name in (("sL", "s_L"), ("lam", "lambda"), ("Ea", "E_a")):
-        true = ref.s_L if k == "sL" else TRUE[k]
-        axes[1].plot(pinn.steps, np.abs(np.array(pinn.param_history[k]) / true - 1), label=f"inverse {name}")
-    axes[1].set_yscale("log")
-    axes[1].set_xlabel("iteration")
-    axes[1].set_title("PINN |parameter error|", fontsize=10)
-    axes[2].semilogy(np.arange(len(classic.objective_history)), classic.objective_history, "o-",
-                     label="classic: 1/2 ||(F - d)/sigma||^2")
-    axes[2].set_xlabel("Gauss-Newton iteration")
-    axes[2].set_title("classic fit objective", fontsize=10)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    _save(fig, out / "loss.png")
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    for ax, (k, name, unit) in zip(axes, (("sL", "s_L", "m/s"), ("lam", "lambda", "W/(m K)"), ("Ea", "E_a", "J/mol"))):
-        true = ref.s_L if k == "sL" else TRUE[k]
-        ax.plot(pinn.steps, pinn.param_history[k], label="PINN inverse")
-        if k == "sL":
-            ax.plot(fwd.steps, fwd.param_history[k], label="PINN forward")
-        ax.axhline(true, color="k", ls="--", lw=0.8, label="true")
-        ax.axhspan(classic.params[k] - classic.sigma[k], classic.params[k] + classic.sigma[k], color="C2", alpha=0.3,
-                   label="classic fit +- 1 sigma")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(f"{name} [{unit}]")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    _save(fig, out / "params.png")
-
-
-
-def write_report(out: Path, m: dict, mode: str, args, classic, sweep) -> None:
+def report(m: dict, mode: str, args, classic, sweep) -> str:
     def pct(v):
         return f"{100 * v:+.3f}%"
 
@@ -297,23 +173,17 @@ def write_report(out: Path, m: dict, mode: str, args, classic, sweep) -> None:
          f"{m['inv_classic_T_rel_l2']:.2e}", ""),
         ("wall time [s]", f"{m['time_pinn_s']:.1f}", f"{m['time_classic_s']:.2f}", ""),
     ]
-    table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
-    sweep_text = ""
-    if sweep:
-        lines = "\n".join(
-            f"| {100 * r['noise']:g}% | {r['n_obs']} | {pct(r['pinn_lam_rel_err'])} | {pct(r['pinn_Ea_rel_err'])} | "
-            f"{pct(r['pinn_sL_rel_err'])} | {pct(r['classic_lam_rel_err'])} | {pct(r['classic_Ea_rel_err'])} | "
-            f"{pct(r['classic_sL_rel_err'])} |" for r in sweep["rows"])
-        sweep_text = f"""
+    table = methods_table(["error (inferred/true - 1)", "PINN", "classic fit", "classic 1-sigma"], rows)
+    sweep_text = "" if not sweep else f"""
 ## Sweep (seed {args.seed}; one noise draw per row)
 
-| noise | points | PINN lambda | PINN E_a | PINN s_L | classic lambda | classic E_a | classic s_L |
-|---|---|---|---|---|---|---|---|
-{lines}
+{methods_table(["noise", "points", *(f"{w} {p}" for w in ("PINN", "classic") for p in ("lambda", "E_a", "s_L"))],
+               [[f"{100 * r['noise']:g}%", r["n_obs"], *(pct(r[f"{w}_{p}_rel_err"]) for w in ("pinn", "classic")
+                                                        for p in ("lam", "Ea", "sL"))] for r in sweep["rows"]])}
 
 Figures: sweep_pinn.png, sweep_classic.png.
 """
-    report = f"""# 1D premixed flame: PINN vs converged simulator ({mode}, seed {args.seed})
+    return f"""# 1D premixed flame: PINN vs converged simulator ({mode}, seed {args.seed})
 
 phi = {PHI}, {P_ATM} atm, T_in = {T_IN} K.  PINN: deepxde (torch, float64), {m['adam_iterations']} Adam +
 {m['lbfgs_iterations']} L-BFGS iterations.
@@ -332,8 +202,6 @@ FlamePINN-1D's shooting reference {SL_ANCHOR} m/s (10,000 points, first order) l
 
 ## Inverse ({m['n_obs']} observations of T and u, {100 * m['noise']:g}% noise, data seed {m['data_seed']})
 
-| error (inferred/true - 1) | PINN | classic fit | classic 1-sigma |
-|---|---|---|---|
 {table}
 
 Classic fit: {m['inv_classic_iterations']} Gauss-Newton iterations, misfit/noise
@@ -342,7 +210,6 @@ The classic fit has two unknowns (lambda, E_a); s_L is the simulator's eigenvalu
 {sweep_text}
 Figures: fields_forward.png, fields_inverse.png, loss.png, params.png.
 """
-    atomic_write_text(out / "report.md", report)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -31,10 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from physinv.casekit import case_main, case_parser
-from physinv.core.device import resolve_device
-from physinv.core.io import atomic_write_json, atomic_write_text
-from physinv.core.seeding import seed_everything
+from physinv.casekit import case_main, case_parser, start_case, write_results
 from physinv.discretize.fluid import FluidPoissonOperator, box_with_obstacles
 from physinv.learn.dcdm_net import DCDMNet, NetworkDirection, dcdm_loss, network_signature
 from physinv.learn.ritz import make_training_set
@@ -125,11 +122,9 @@ def evaluate(op, net, label: str, seed: int, device) -> dict:
 
 
 def run_case(args: argparse.Namespace) -> dict:
-    cfg = SETTINGS["quick" if args.quick else "full"]
-    out = Path(args.out)
+    case = start_case(args, SETTINGS)
+    cfg, out, device = case.cfg, case.out, case.device
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(args.device)
-    seed_everything(args.seed)
     n_train, n_test = cfg["train"], cfg["test"]
     print(f"poisson_dcdm: {'quick' if args.quick else 'full'} setting, train at {n_train}^3, "
           f"test at {n_train}^3 and {n_test}^3, device {device}", flush=True)
@@ -194,8 +189,7 @@ def write_outputs(out: Path, metrics, results, history, args) -> None:
         "Figures: residuals.png, training.png.",
         "",
     ])
-    atomic_write_text(out / "report.md", report)
-    atomic_write_json(out / "metrics.json", metrics)
+    write_results(out, metrics, report)
 
 
 def _ratio(value) -> str:

@@ -27,24 +27,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from physinv.casekit import case_main, case_parser
+from physinv.casekit import case_main, case_parser, methods_table, start_case, write_results
 from physinv.core.autodiff import value_and_grad
-from physinv.core.device import resolve_device
-from physinv.core.io import atomic_write_json, atomic_write_text
-from physinv.core.seeding import seed_everything
+from physinv.core.noise import add_noise, noise_seed
 from physinv.core.verify import taylor_test
-from physinv.discretize import FDPoissonOperator, UniformGrid
-from physinv.discretize.interpolate import GridPointInterpolator
-from physinv.invert import (
-    InverseProblem,
-    TotalVariation,
-    discrepancy_principle,
-    minimize_gauss_newton,
-    minimize_lbfgs,
-)
+from physinv.invert import InverseProblem, TotalVariation, discrepancy_principle, minimize_gauss_newton, minimize_lbfgs
 from physinv.invert.progress import iteration_progress
 from physinv.linalg.solvers import CountingSolver, make_solver
-from physinv.problems.poisson import PoissonSimulator
+from physinv.problems.poisson.inclusions import make_simulator, rel_l2, true_kappa
 from physinv.viz.figures import plot_discrepancy_path, plot_fields, plot_histories
 
 SETTINGS = {
@@ -55,38 +45,6 @@ SETTINGS = {
 NOISE_LEVEL = 0.01
 GTOL = 1e-5  # relative reduction of max|grad J|, the same for both optimizers
 TV_EPS = 0.3  # smoothing of |grad log kappa| (1/m); the inclusions' edges reach ~25
-
-
-def true_kappa(x: torch.Tensor, y: torch.Tensor, width: float = 0.01) -> torch.Tensor:
-    """Background 2 + 0.5 sin(2 pi x) sin(pi y) with inclusions 4.5 (at (0.35, 0.62), r=0.13)
-    and 1.0 (at (0.68, 0.3), r=0.11), edges smoothed over ``width``."""
-    k = 2.0 + 0.5 * torch.sin(2 * math.pi * x) * torch.sin(math.pi * y)
-    for (cx, cy, r, value) in ((0.35, 0.62, 0.13, 4.5), (0.68, 0.30, 0.11, 1.0)):
-        inside = torch.sigmoid((r - torch.sqrt((x - cx) ** 2 + (y - cy) ** 2)) / width)
-        k = k + (value - k) * inside
-    return k
-
-
-def experiments(grid: UniformGrid, count: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sources f_s and Dirichlet data g_s: boundary-driven flows and Gaussian point-like sources."""
-    x, y = grid.coordinates(dtype, device)
-    bump = lambda cx, cy: 100.0 * torch.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * 0.08**2))  # noqa: E731
-    zero = torch.zeros_like(x)
-    catalogue = [
-        (zero, x), (zero, y), (bump(0.3, 0.3), zero), (bump(0.7, 0.7), zero),
-        (zero, x + y), (zero, x - y), (bump(0.3, 0.7), zero), (bump(0.7, 0.3), zero),
-    ]
-    chosen = catalogue[:count]
-    return torch.stack([f for f, _ in chosen]), torch.stack([g for _, g in chosen])
-
-
-def make_simulator(cells: int, sensors: np.ndarray, n_exp: int, solver, dtype, device) -> PoissonSimulator:
-    grid = UniformGrid((cells, cells))
-    sources, dirichlet = experiments(grid, n_exp, dtype, device)
-    return PoissonSimulator(
-        FDPoissonOperator(grid), sources, dirichlet=dirichlet,
-        observe=GridPointInterpolator(grid, sensors), solver=solver,
-    )
 
 
 def timed(fn, repeats: int = 10) -> float:
@@ -100,11 +58,8 @@ def timed(fn, repeats: int = 10) -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
-    cfg = SETTINGS["quick" if args.quick else "full"]
-    out = Path(args.out)
-    device = resolve_device(args.device)
-    dtype = torch.float64
-    rng = seed_everything(args.seed)
+    case = start_case(args, SETTINGS)
+    cfg, out, device, dtype = case.cfg, case.out, case.device, torch.float64
     n, n_exp = cfg["cells"], cfg["experiments"]
     print(f"poisson_inverse: {'quick' if args.quick else 'full'} setting, {n}x{n} cells, "
           f"{cfg['sensors']}^2 sensors, {n_exp} experiments, device {device}", flush=True)
@@ -117,9 +72,7 @@ def run(args: argparse.Namespace) -> dict:
     xf, yf = fine.operator.grid.coordinates(dtype, device)
     with torch.no_grad():
         clean = fine(true_kappa(xf, yf))
-    sigma = NOISE_LEVEL * clean.abs().amax(dim=-1, keepdim=True)
-    noise = torch.from_numpy(rng.standard_normal(tuple(clean.shape))).to(dtype=dtype, device=device)
-    data = clean + sigma * noise
+    data, sigma = add_noise(clean, NOISE_LEVEL, noise_seed(args.seed), scale="max", sample_ndim=1)
 
     solver = CountingSolver(make_solver(args.solver))
     sim = make_simulator(n, sensors, n_exp, solver, dtype, device)
@@ -177,38 +130,22 @@ def run(args: argparse.Namespace) -> dict:
     kappa_dp = torch.exp(dp.m)
     lb, gn = runs["lbfgs"], runs["gauss-newton-cg"]
     metrics = {
-        "kappa_rel_l2": rel_l2(kappa_dp, kappa_true, grid),
-        "misfit_over_noise": dp.misfit_ratio,
-        "taylor_slope": taylor.slope,
-        "grad_over_forward_time": t_gradient / t_forward,
-        "lbfgs_iterations": lb["result"].iterations,
-        "beta": beta,
-        "discrepancy_solves": len(dp.beta_path),
-        "discrepancy_lbfgs_iterations": dp.iterations,
-        "discrepancy_seconds": t_dp,
-        "lbfgs_pde_solves": lb["solves"],
-        "lbfgs_seconds": lb["seconds"],
-        "lbfgs_objective": lb["result"].objective_history[-1],
-        "lbfgs_kappa_rel_l2": lb["rel_l2"],
+        "kappa_rel_l2": rel_l2(kappa_dp, kappa_true, grid), "misfit_over_noise": dp.misfit_ratio,
+        "taylor_slope": taylor.slope, "grad_over_forward_time": t_gradient / t_forward,
+        "lbfgs_iterations": lb["result"].iterations, "beta": beta, "discrepancy_solves": len(dp.beta_path),
+        "discrepancy_lbfgs_iterations": dp.iterations, "discrepancy_seconds": t_dp,
+        "lbfgs_pde_solves": lb["solves"], "lbfgs_seconds": lb["seconds"],
+        "lbfgs_objective": lb["result"].objective_history[-1], "lbfgs_kappa_rel_l2": lb["rel_l2"],
         "gauss_newton_iterations": gn["result"].iterations,
-        "gauss_newton_cg_iterations": gn["result"].inner_iterations,
-        "gauss_newton_pde_solves": gn["solves"],
-        "gauss_newton_seconds": gn["seconds"],
-        "gauss_newton_objective": gn["result"].objective_history[-1],
+        "gauss_newton_cg_iterations": gn["result"].inner_iterations, "gauss_newton_pde_solves": gn["solves"],
+        "gauss_newton_seconds": gn["seconds"], "gauss_newton_objective": gn["result"].objective_history[-1],
         "gauss_newton_kappa_rel_l2": gn["rel_l2"],
         "gauss_newton_misfit_over_noise": gn["result"].misfit_ratio_history[-1],
-        "kappa_rel_l2_initial": rel_l2(torch.exp(m0), kappa_true, grid),
-        "num_data": problem.num_data,
+        "kappa_rel_l2_initial": rel_l2(torch.exp(m0), kappa_true, grid), "num_data": problem.num_data,
         "num_parameters": int(m0.numel()),
     }
     write_outputs(out, metrics, dp, runs, kappa_true, kappa_dp, sensors, args)
     return metrics
-
-
-def rel_l2(a: torch.Tensor, b: torch.Tensor, grid: UniformGrid) -> float:
-    """Relative L2 error int (a - b)^2 / int b^2 with the grid's control volumes."""
-    vol = grid.control_volumes(a.dtype, a.device)
-    return float(torch.sqrt((vol * (a - b) ** 2).sum() / (vol * b**2).sum()))
 
 
 def write_outputs(out: Path, metrics, dp, runs, kappa_true, kappa_dp, sensors, args) -> None:
@@ -241,7 +178,7 @@ def write_outputs(out: Path, metrics, dp, runs, kappa_true, kappa_dp, sensors, a
         ("misfit / noise", f"{lb['result'].misfit_ratio_history[-1]:.3f}", f"{gn['result'].misfit_ratio_history[-1]:.3f}"),
         ("kappa relative L2 error", f"{lb['rel_l2']:.4f}", f"{gn['rel_l2']:.4f}"),
     ]
-    table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    table = methods_table(["", "L-BFGS", "Gauss-Newton-CG"], rows)
     report = f"""# Poisson inverse problem ({'quick' if args.quick else 'full'}, seed {args.seed})
 
 Recover kappa on {metrics['num_parameters']} grid nodes from {metrics['num_data']} noisy observations
@@ -256,8 +193,6 @@ misfit/noise = {metrics['misfit_over_noise']:.3f}, kappa relative L2 error = {me
 
 ## L-BFGS vs Gauss-Newton-CG at that beta (cold start, same relative gradient tolerance {GTOL:g})
 
-| | L-BFGS | Gauss-Newton-CG |
-|---|---|---|
 {table}
 
 ## Checks
@@ -267,8 +202,7 @@ objective+gradient / objective time: {metrics['grad_over_forward_time']:.2f}.
 
 Figures: kappa.png, convergence.png, discrepancy.png.
 """
-    atomic_write_text(out / "report.md", report)
-    atomic_write_json(out / "metrics.json", metrics)
+    write_results(out, metrics, report)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from physinv.casekit import case_main, case_parser
-from physinv.core.io import atomic_savefig, atomic_write_json, atomic_write_text
-from physinv.core.seeding import seed_everything
+from physinv.casekit import case_main, case_parser, start_case, write_results
+from physinv.core.io import atomic_savefig
 from physinv.learn.relaxation import (
     OMEGA_GRID,
     BanditOmega,
@@ -49,9 +48,8 @@ CONTEXT_BINS = 5
 
 
 def run(args: argparse.Namespace) -> dict:
-    cfg = SETTINGS["quick" if args.quick else "full"]
-    T = cfg["instances"]
-    rng = seed_everything(args.seed)
+    case = start_case(args, SETTINGS)
+    T, rng = case.cfg["instances"], case.rng
     family = ShiftedLaplacianFamily(10)
     print(f"sor_bandit: {'quick' if args.quick else 'full'} setting, {T} instances, {args.variance} variance, "
           f"n = {family.n}, tol {DEFAULT_TOL:g}, cap {DEFAULT_MAXITER} (CPU)", flush=True)
@@ -100,7 +98,7 @@ def run(args: argparse.Namespace) -> dict:
                for k in range(CONTEXT_BINS) if np.any(bins[half] == k)]
     metrics["iters_best_fixed_per_bin"] = float(np.sum(per_bin) / (T - T // 2))
 
-    write_outputs(Path(args.out), metrics, table, incurred, c, best_k, args)
+    write_outputs(case.out, metrics, table, incurred, c, best_k, args)
     return metrics
 
 
@@ -172,8 +170,7 @@ The bandit's ratio to the best fixed omega is {metrics['bandit_over_best_fixed']
 
 Figures: iterations_vs_omega.png, regret.png.
 """
-    atomic_write_text(out / "report.md", report)
-    atomic_write_json(out / "metrics.json", metrics)
+    write_results(out, metrics, report)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

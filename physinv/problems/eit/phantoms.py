@@ -32,6 +32,7 @@ __all__ = [
     "dice",
     "draw_phantom",
     "inclusion_mask",
+    "mean_scores",
     "pixel_grid",
     "relative_l2",
 ]
@@ -181,3 +182,10 @@ def relative_l2(pred, true, region=None) -> float:
         region = torch.as_tensor(region).bool()
         p, t = p[..., region], t[..., region]
     return float(torch.linalg.vector_norm(p - t) / torch.linalg.vector_norm(t))
+
+
+def mean_scores(pred, true, region=None) -> tuple[float, float]:
+    """Mean over the samples (first axis) of :func:`relative_l2` and of :func:`dice` of the inclusion masks."""
+    rel = [relative_l2(p, t, region) for p, t in zip(pred, true)]
+    dsc = [dice(inclusion_mask(p), inclusion_mask(t), region) for p, t in zip(pred, true)]
+    return float(np.mean(rel)), float(np.mean(dsc))

@@ -1,4 +1,4 @@
-"""EIT figures: electrode numbering and protocol, phantoms beside their reconstructions."""
+"""EIT figures: electrode numbering and protocol, phantoms beside their reconstructions, scores vs noise."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from physinv.problems.eit.electrodes import ElectrodeMesh  # noqa: E402
+from physinv.problems.eit.phantoms import dice, inclusion_mask, relative_l2  # noqa: E402
+from physinv.problems.eit.simulator import EITSimulator  # noqa: E402
 from physinv.viz.figures import _save  # noqa: E402
 
 
@@ -73,3 +76,59 @@ def plot_reconstructions(rows: Sequence[Mapping[str, np.ndarray]], mask: np.ndar
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def plot_compared_reconstructions(images: Mapping[str, Sequence], labels: Mapping[str, str], count: int,
+                                  mask: np.ndarray, path: str | Path, title: str) -> Path:
+    """The first ``count`` phantoms (``images["truth"]``) beside every method's pixel image, each captioned
+    with its relative L2 error and the Dice coefficient of its inclusion mask."""
+    rows, captions = [], []
+    for i in range(min(count, len(images["truth"]))):
+        truth = images["truth"][i]
+        rows.append({"phantom": truth.numpy(), **{labels[m]: images[m][i].numpy() for m in labels}})
+        captions.append({labels[m]: f"L2 {relative_l2(images[m][i], truth, mask):.3f}, "
+                                    f"Dice {dice(inclusion_mask(images[m][i]), inclusion_mask(truth), mask):.2f}"
+                         for m in labels})
+    return plot_reconstructions(rows, mask, path, [f"sample {i}" for i in range(len(rows))], captions, title)
+
+
+def plot_scores_vs_noise(levels: Sequence[float], scores: Mapping[str, Mapping[str, Sequence[float]]],
+                         path: str | Path) -> Path:
+    """Mean relative L2 and mean Dice of each method (``scores[label]["rel_l2" | "dice"]``) against the noise
+    level (fraction of the data RMS)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    percent = [100 * lv for lv in levels]
+    for (label, values), marker in zip(scores.items(), "so^vD"):
+        for ax, what in zip(axes, ("rel_l2", "dice")):
+            ax.plot(percent, values[what], marker=marker, label=label)
+    axes[0].set_ylabel("mean relative L2 of sigma")
+    axes[1].set_ylabel("mean Dice of the inclusion masks")
+    for ax in axes:
+        ax.set_xlabel("noise [% of the data RMS]")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("the same test phantoms for every method", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_comparison(out: Path, images: Mapping[tuple[str, float], Mapping], labels: Mapping[str, str],
+                    levels: Sequence[float], count: int, mask: np.ndarray, mesh: ElectrodeMesh,
+                    metrics: Mapping[str, float]) -> list[str]:
+    """The figures of a comparison of methods on test (``images[("test", level)]``) and single-inclusion
+    (``images[("single", 0.01)]``) phantoms: reconstructions per noise level, the protocol on ``mesh``, and
+    ``metrics["NAME_rel_l2_noiseK"]`` / ``["NAME_dice_noiseK"]`` against the noise; returns the file names."""
+    names = []
+    for level in levels:
+        names.append(f"reconstructions_noise{int(round(100 * level))}.png")
+        plot_compared_reconstructions(images[("test", level)], labels, count, mask, out / names[-1],
+                                      f"test phantoms, {100 * level:g}% noise: phantom | "
+                                      + " | ".join(labels.values()))
+    plot_compared_reconstructions(images[("single", 0.01)], labels, count, mask, out / "single_inclusion.png",
+                                  "single-inclusion phantoms, 1% noise")
+    sim = EITSimulator(mesh)
+    plot_protocol(mesh.mesh.points, mesh.mesh.cells, mesh.electrode_edges, sim.currents, sim.measurement_matrix,
+                  out / "protocol.png")
+    tags = [f"noise{int(round(100 * level))}" for level in levels]
+    plot_scores_vs_noise(levels, {label: {w: [metrics[f"{m}_{w}_{t}"] for t in tags] for w in ("rel_l2", "dice")}
+                                  for m, label in labels.items()}, out / "error_vs_noise.png")
+    return names + ["single_inclusion.png", "protocol.png", "error_vs_noise.png"]

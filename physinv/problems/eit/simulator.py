@@ -47,8 +47,6 @@ number of cells.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -65,7 +63,6 @@ __all__ = [
     "EITSimulator",
     "INJECTIONS",
     "MEASUREMENTS",
-    "add_noise",
     "check_currents",
     "driven_measurements",
     "injection_pattern",
@@ -140,26 +137,6 @@ def driven_measurements(currents, measurement_matrix) -> torch.Tensor:
     driven = torch.as_tensor(np.abs(np.asarray(currents)) > 0, dtype=torch.float64)
     used = torch.as_tensor(np.abs(np.asarray(measurement_matrix)) > 0, dtype=torch.float64)
     return (driven @ used.T) > 0
-
-
-def add_noise(data: torch.Tensor, level: float, seed: int, keep: torch.Tensor | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """White Gaussian noise relative to each sample's RMS: ``d + level * rms(d) * N(0, 1)``.
-
-    ``data`` is ``(..., n_patterns, n_measurements)``; the RMS is over the last
-    two axes (one sample's data), over the entries where ``keep`` (``(n_patterns,
-    n_measurements)`` bool) is true if given.  Returns the noisy data and the noise
-    standard deviation per sample ``(...,)`` (V).  Seeded: the same draws for every method.
-    """
-    if not (level >= 0 and math.isfinite(level)):
-        raise InvalidParameterError(f"noise level must be a finite number >= 0; got {level}")
-    d = data.detach().to(torch.float64).cpu()
-    if keep is None:
-        keep = torch.ones(d.shape[-2:], dtype=torch.bool)
-    std = level * d[..., keep].pow(2).mean(dim=-1).sqrt()
-    xi = torch.randn(d.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
-    noisy = d + std[..., None, None] * xi
-    return noisy.to(data.dtype).to(data.device), std
 
 
 class _EITBase(LinearPDESimulator):

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from physinv.core.errors import InvalidParameterError
+from physinv.core.noise import add_noise
 from physinv.invert.optimize import minimize_gauss_newton, minimize_lbfgs
 from physinv.invert.problem import InverseProblem, LogParametrization
 from physinv.problems.flame.pinn import check_observations
@@ -110,7 +111,7 @@ def synthetic_observations(phi: float = 0.46, count: int = 10, noise: float = 0.
     r"""Noisy ``T`` and ``u`` from the converged simulator at the true constants.
 
     ``d = F (1 + noise * N(0, 1))`` (multiplicative Gaussian noise, independent
-    per value, drawn from ``numpy.random.default_rng(seed)``) at
+    per value, :func:`physinv.core.noise.add_noise` seeded with ``seed``) at
     :func:`observation_points`.  The data are computed on a ``grid``-node
     mesh, finer than the fit's default (no inverse crime).
     """
@@ -121,9 +122,8 @@ def synthetic_observations(phi: float = 0.46, count: int = 10, noise: float = 0.
     sol = solve_flame(phi, T_in, p_atm, grid=grid, **params)
     at = sol.at(x)
     T, u = np.asarray(at["T"], dtype=np.float64), np.asarray(at["u"], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    eps = rng.standard_normal((2, x.size))
-    return FlameObservations(x, T * (1 + noise * eps[0]), u * (1 + noise * eps[1]), noise, seed, T, u)
+    noisy = add_noise(torch.from_numpy(np.stack([T, u])), noise, seed, scale="multiplicative").data.numpy()
+    return FlameObservations(x, noisy[0], noisy[1], noise, seed, T, u)
 
 
 @dataclass
