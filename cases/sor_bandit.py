@@ -29,7 +29,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from physinv.casekit import case_main, case_parser, start_case, write_results
-from physinv.core.io import atomic_savefig
 from physinv.learn.relaxation import (
     OMEGA_GRID,
     BanditOmega,
@@ -41,6 +40,7 @@ from physinv.learn.relaxation import (
     replay,
 )
 from physinv.linalg.sor import DEFAULT_MAXITER, DEFAULT_TOL
+from physinv.viz.figures import plt, save_figure
 
 SETTINGS = {"quick": dict(instances=1000), "full": dict(instances=5000)}
 FIXED_OMEGAS = (1.0, 1.2, 1.4, 1.6, 1.8)
@@ -103,11 +103,6 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def write_outputs(out: Path, metrics: dict, table, incurred: dict, c: np.ndarray, best_k: int, args) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     T = table.grid.shape[0]
     # (a) iterations vs omega for a few instances across the range of c
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -120,8 +115,7 @@ def write_outputs(out: Path, metrics: dict, table, incurred: dict, c: np.ndarray
     ax.set_title("iterations vs omega (stars: omega*)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    atomic_savefig(fig, out / "iterations_vs_omega.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "iterations_vs_omega.png")
 
     # (b) running mean regret against the best fixed grid omega in hindsight (whole sequence)
     best_all = table.grid[:, int(np.argmin(table.grid.mean(axis=0)))]
@@ -136,8 +130,7 @@ def write_outputs(out: Path, metrics: dict, table, incurred: dict, c: np.ndarray
     ax.set_title("running mean regret vs best fixed omega in hindsight")
     ax.legend()
     fig.tight_layout()
-    atomic_savefig(fig, out / "regret.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "regret.png")
 
     rows = [(f"fixed omega = {w:.1f}", metrics[f"iters_fixed_{w:.1f}"]) for w in FIXED_OMEGAS]
     rows += [

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from physinv.core.errors import PhysinvError, UnknownNameError
-from physinv.core.registry import VALIDATIONS
+from physinv.core.registry import CASES, VALIDATIONS, register_case
 
 
 
@@ -29,22 +29,26 @@ def cases_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "cases"
 
 
-def list_cases() -> dict[str, str]:
-    """Case name -> first line of the script's docstring."""
+def register_source_cases() -> None:
+    """Register every ``cases/*.py`` of the source tree (summary: the first line of its docstring)."""
     folder = cases_dir()
     if not folder.is_dir():
-        raise PhysinvError(f"no cases/ folder next to the package ({folder}); install physinv from its source tree")
-    out = {}
+        return
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
-        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-        out[path.stem] = doc.strip().splitlines()[0] if doc.strip() else ""
-    return out
+        doc = (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").strip()
+        register_case(path.stem, str(path), doc.splitlines()[0] if doc else "")
 
 
-def _unknown(kind: str, name: str, known) -> UnknownNameError:
-    return UnknownNameError(f"unknown {kind} {name!r}; available: {', '.join(sorted(known)) or '(none)'}")
+def list_cases() -> dict[str, str]:
+    """Case name -> summary, for the source tree's cases and any a problem package registered."""
+    register_source_cases()
+    cases = {name: spec.summary for name, spec in CASES.items()}
+    if not cases:
+        raise PhysinvError(f"no case registered and no cases/ folder next to the package ({cases_dir()}); "
+                           "install physinv from its source tree")
+    return cases
 
 
 def cmd_cases(_args, _rest) -> int:
@@ -54,13 +58,11 @@ def cmd_cases(_args, _rest) -> int:
 
 
 def cmd_run(args, rest) -> int:
-    known = list_cases()
-    if args.name not in known:
-        raise _unknown("case", args.name, known)
-    path = cases_dir() / f"{args.name}.py"
-    argv, sys.argv = sys.argv, [str(path), *rest]
+    register_source_cases()
+    path = CASES.get(args.name).path
+    argv, sys.argv = sys.argv, [path, *rest]
     try:
-        runpy.run_path(str(path), run_name="__main__")
+        runpy.run_path(path, run_name="__main__")
     except SystemExit as exc:
         return int(exc.code or 0)
     finally:

@@ -3,8 +3,9 @@
 A problem package (``physinv.problems.<name>``, or a third-party package)
 registers what it offers when it is imported: simulators (the verification
 ladder runs on each), discretized operators (the operator contract test runs
-on each), data-set generators (``physinv data``) and validation
-studies (``physinv validate``).  The horizontal layers and the ``physinv``
+on each), data-set generators (``physinv data``), validation
+studies (``physinv validate``) and case studies (``physinv run``; the
+scripts in the source tree's ``cases/`` are registered by the command).  The horizontal layers and the ``physinv``
 command never import a problem; they look it up here, and the first look-up
 imports every package declared under the entry-point group
 :data:`ENTRY_POINT_GROUP` (``[project.entry-points."physinv.problems"]`` in
@@ -96,12 +97,27 @@ class ValidationSpec:
         return importlib.import_module(self.module).main(argv)
 
 
+@dataclass(frozen=True)
+class CaseSpec:
+    """A case study: the script at ``path``, run as ``__main__`` with the case flags, and its one-line summary."""
+
+    name: str
+    path: str
+    summary: str
+
+
 SIMULATORS: Registry = Registry("simulator")
 OPERATORS: Registry = Registry("operator")
 DATASETS: Registry = Registry("data set")
 VALIDATIONS: Registry[ValidationSpec] = Registry("validation")
+CASES: Registry[CaseSpec] = Registry("case")
 
 
 def register_validation(name: str, module: str, description: str) -> ValidationSpec:
     """Register ``physinv validate NAME``: ``module`` (imported only when run) defines ``main(argv)``."""
     return VALIDATIONS.add(name, ValidationSpec(name, module, description), same=lambda a, b: a == b)
+
+
+def register_case(name: str, path: str, summary: str = "") -> CaseSpec:
+    """Register ``physinv run NAME``: the script ``path`` (its flags are the case's own)."""
+    return CASES.add(name, CaseSpec(name, str(path), summary), same=lambda a, b: a == b)

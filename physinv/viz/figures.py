@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from physinv.core.io import atomic_savefig
 
-from physinv.core.io import atomic_savefig  # noqa: E402
+matplotlib.use("Agg")  # switching after importing pyplot is allowed while no figure is open
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out ``fig``, write it atomically to ``path`` (PNG, 120 dpi) and close it."""
     fig.tight_layout()
     out = atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
@@ -57,7 +58,7 @@ def plot_fields(
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if title:
         fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_histories(
@@ -78,7 +79,7 @@ def plot_histories(
             ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         _style(ax, title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_discrepancy_path(path_points: Sequence[tuple[float, float, int]], tau: float, path: str | Path) -> Path:
@@ -93,4 +94,4 @@ def plot_discrepancy_path(path_points: Sequence[tuple[float, float, int]], tau: 
     ax.set_xlabel("beta")
     ax.set_ylabel("misfit / noise")
     _style(ax, "discrepancy principle")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from physinv.viz.figures import _save, plt
+from physinv.viz.figures import save_figure, plt
 
 
 def plot_error_vs_noise(levels: Sequence[float], errors: Mapping[str, Mapping[float, np.ndarray]],
@@ -28,4 +28,4 @@ def plot_error_vs_noise(levels: Sequence[float], errors: Mapping[str, Mapping[fl
     ax.set_title("test error vs noise", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from physinv.problems.eit.electrodes import ElectrodeMesh  # noqa: E402
-from physinv.problems.eit.phantoms import dice, inclusion_mask, relative_l2  # noqa: E402
-from physinv.problems.eit.simulator import EITSimulator  # noqa: E402
-from physinv.viz.figures import _save  # noqa: E402
+from physinv.problems.eit.electrodes import ElectrodeMesh
+from physinv.problems.eit.phantoms import dice, inclusion_mask, relative_l2
+from physinv.problems.eit.simulator import EITSimulator
+from physinv.viz.figures import plt, save_figure
 
 
 def plot_protocol(points: np.ndarray, cells: np.ndarray, electrode_edges: Sequence[np.ndarray],
@@ -48,7 +44,7 @@ def plot_protocol(points: np.ndarray, cells: np.ndarray, electrode_edges: Sequen
     ax.set_title(f"electrodes (counter-clockwise from (1, 0)), current pattern {pattern + 1}\n"
                  f"green: measurement {measurement + 1} = U(v) - U(^)", fontsize=9)
     ax.axis("off")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reconstructions(rows: Sequence[Mapping[str, np.ndarray]], mask: np.ndarray, path: str | Path,
@@ -75,7 +71,7 @@ def plot_reconstructions(rows: Sequence[Mapping[str, np.ndarray]], mask: np.ndar
         fig.colorbar(im, ax=axes[r, -1], fraction=0.046, pad=0.04, label="S/m")
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_compared_reconstructions(images: Mapping[str, Sequence], labels: Mapping[str, str], count: int,
@@ -108,7 +104,7 @@ def plot_scores_vs_noise(levels: Sequence[float], scores: Mapping[str, Mapping[s
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("the same test phantoms for every method", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_comparison(out: Path, images: Mapping[tuple[str, float], Mapping], labels: Mapping[str, str],

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from physinv.viz.figures import _save, plt
+from physinv.viz.figures import save_figure, plt
 
 #: The profiles shown: (field of the solution, axis label).
 FIELDS = (("T", "T [K]"), ("u", "u [m/s]"), ("rho", "rho [kg/m^3]"), ("Y_F", "Y_F"))
@@ -33,7 +33,7 @@ def plot_flame_study(out: Path, ref, fwd, fwd_fields: Mapping, pinn, pinn_fields
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        _save(fig, out / name)
+        save_figure(fig, out / name)
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].semilogy(fwd.steps, fwd.loss_history, label="forward: residual loss")
@@ -56,7 +56,7 @@ def plot_flame_study(out: Path, ref, fwd, fwd_fields: Mapping, pinn, pinn_fields
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(fig, out / "loss.png")
+    save_figure(fig, out / "loss.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for ax, (k, name, unit) in zip(axes, (("sL", "s_L", "m/s"), ("lam", "lambda", "W/(m K)"), ("Ea", "E_a", "J/mol"))):
@@ -71,7 +71,7 @@ def plot_flame_study(out: Path, ref, fwd, fwd_fields: Mapping, pinn, pinn_fields
         ax.set_ylabel(f"{name} [{unit}]")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(fig, out / "params.png")
+    save_figure(fig, out / "params.png")
     return ["fields_forward.png", "fields_inverse.png", "loss.png", "params.png"]
 
 
@@ -99,5 +99,5 @@ def plot_sweep(rows: Sequence[Mapping], n_obs: int, noise: float, seed: int, out
         fig.suptitle(f"{'PINN' if method == 'pinn' else 'classic adjoint fit'}: parameter errors "
                      f"({n_obs} points when varying noise, {noise:.0%} noise when varying points; seed {seed})",
                      fontsize=9)
-        _save(fig, out / f"sweep_{method}.png")
+        save_figure(fig, out / f"sweep_{method}.png")
     return ["sweep_pinn.png", "sweep_classic.png"]
