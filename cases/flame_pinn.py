@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> dict:
         "inv_classic_Ea_sigma": classic.sigma["Ea"], "inv_classic_sL_sigma": classic.sigma["sL"],
         "inv_classic_lambda_Ea_correlation": classic.correlation,
         "inv_classic_T_rel_l2": rel_l2(inv_classic_fields["T"], ref.T, ref.x),
-        "inv_classic_misfit_over_noise": classic.misfit_over_noise, "inv_classic_iterations": classic.iterations,
+        "inv_classic_misfit_over_noise": classic.misfit_ratio, "inv_classic_iterations": classic.iterations,
         "time_reference_s": t_ref, "time_pinn_forward_s": fwd.seconds, "time_pinn_s": pinn.seconds,
         "time_classic_s": classic.seconds, "noise": NOISE, "n_obs": N_OBS, "data_seed": args.seed,
         "adam_iterations": settings.adam_iterations, "lbfgs_iterations": settings.lbfgs_iterations,

@@ -28,7 +28,7 @@ from typing import Callable, Protocol, runtime_checkable
 import scipy.sparse as sp
 import torch
 
-from physinv.core.registry import OPERATORS
+from physinv.core.registry import OPERATORS, same_example_registration
 
 
 @runtime_checkable
@@ -75,10 +75,6 @@ class OperatorSpec:
     make_example: Callable[[torch.dtype, torch.device], OperatorExample]
 
 
-def _same_spec(a: OperatorSpec, b: OperatorSpec) -> bool:
-    key = lambda s: (s.description, s.make_example.__module__, s.make_example.__qualname__)  # noqa: E731
-    return key(a) == key(b)
-
 
 def register_operator(
     name: str, description: str
@@ -86,7 +82,7 @@ def register_operator(
     """Decorator registering ``make_example(dtype, device)`` under ``name`` in :data:`physinv.core.registry.OPERATORS`."""
 
     def deco(make_example):
-        OPERATORS.add(name, OperatorSpec(name, description, make_example), same=_same_spec)
+        OPERATORS.add(name, OperatorSpec(name, description, make_example), same=same_example_registration)
         return make_example
 
     return deco

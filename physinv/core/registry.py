@@ -85,6 +85,13 @@ class Registry(Generic[T]):
         return name in self._entries
 
 
+def same_example_registration(a, b) -> bool:
+    """Whether two ``(name, description, make_example)`` specs are one registration made twice (a module
+    imported twice), not another entry under the same name."""
+    key = lambda s: (s.description, s.make_example.__module__, s.make_example.__qualname__)  # noqa: E731
+    return key(a) == key(b)
+
+
 @dataclass(frozen=True)
 class ValidationSpec:
     """A validation study: ``module.main(argv) -> exit code`` runs it (imported on use)."""

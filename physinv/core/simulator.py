@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from physinv.core.registry import SIMULATORS
+from physinv.core.registry import SIMULATORS, same_example_registration
 
 
 class Simulator(torch.nn.Module):
@@ -65,11 +65,6 @@ class SimulatorSpec:
     make_example: Callable[[torch.dtype, torch.device], SimulatorExample]
 
 
-def _same_spec(a: SimulatorSpec, b: SimulatorSpec) -> bool:
-    """The same registration again (a module imported twice), not another simulator under the same name."""
-    key = lambda s: (s.description, s.make_example.__module__, s.make_example.__qualname__)  # noqa: E731
-    return key(a) == key(b)
-
 
 def register_simulator(
     name: str, description: str
@@ -78,7 +73,7 @@ def register_simulator(
 
     def deco(make_example):
         SIMULATORS.add(name, SimulatorSpec(name, description, make_example),
-                       same=_same_spec)
+                       same=same_example_registration)
         return make_example
 
     return deco

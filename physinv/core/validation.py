@@ -7,6 +7,11 @@ import json
 from typing import Callable
 
 
+def verdict(ok: bool) -> str:
+    """``ok`` or ``FAIL``, the word a report prints beside each checked number."""
+    return "ok" if ok else "FAIL"
+
+
 def validation_parser(module: str, description: str) -> argparse.ArgumentParser:
     """Parser for ``python -m MODULE`` with ``--json``; the study adds its own flags."""
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)

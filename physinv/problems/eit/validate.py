@@ -70,7 +70,7 @@ import numpy as np
 import torch
 
 from physinv.core.errors import InvalidParameterError
-from physinv.core.validation import report_result, validation_parser
+from physinv.core.validation import report_result, validation_parser, verdict
 from physinv.problems.eit.operators import CompleteElectrodeOperator, NeumannOperator, edge_load
 from physinv.problems.eit.electrodes import ElectrodeMesh
 from physinv.discretize.mesh import TriMesh
@@ -337,9 +337,6 @@ def validate_eit(quick: bool = False, *, cem_meshes=None, continuum_h=None) -> d
     }
 
 
-def _verdict(ok: bool) -> str:
-    return "ok" if ok else "FAIL"
-
 
 def format_report(result: dict) -> str:
     """Readable plain-text report of a :func:`validate_eit` result."""
@@ -359,7 +356,7 @@ def format_report(result: dict) -> str:
         )
     lines.append(
         f"  max_rel_diff_cem_vs_dolfinx = {diff:.3e}   "
-        f"(expected <= {AGREEMENT_TOL:g}: {_verdict(diff <= AGREEMENT_TOL)})"
+        f"(expected <= {AGREEMENT_TOL:g}: {verdict(diff <= AGREEMENT_TOL)})"
     )
     lines.append("")
 
@@ -390,7 +387,7 @@ def format_report(result: dict) -> str:
     ok = lo <= result["rate_l2_min"] and result["rate_l2_max"] <= hi
     lines.append(
         f"  L2 rates (vs h) in [{result['rate_l2_min']:.4f}, {result['rate_l2_max']:.4f}]   "
-        f"(expected in [{lo}, {hi}]: {_verdict(ok)})"
+        f"(expected in [{lo}, {hi}]: {verdict(ok)})"
     )
     lines.append(
         f"  H1 rates (vs h), k = 2, 3: [{result['rate_h1_min']:.4f}, {result['rate_h1_max']:.4f}] (expected about 1); "

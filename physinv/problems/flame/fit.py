@@ -45,6 +45,7 @@ from physinv.core.errors import InvalidParameterError
 from physinv.core.noise import add_noise
 from physinv.invert.optimize import minimize_gauss_newton, minimize_lbfgs
 from physinv.invert.problem import InverseProblem, LogParametrization
+from physinv.invert.result import OptimizationResult, SimulatorCalls
 from physinv.problems.flame.pinn import check_observations
 from physinv.problems.flame.model import DEFAULT_PARAMS, make_problem
 from physinv.problems.flame.simulator import FlameSimulator
@@ -127,25 +128,31 @@ def synthetic_observations(phi: float = 0.46, count: int = 10, noise: float = 0.
 
 
 @dataclass
-class FlameFitResult:
-    """Fitted constants, their Laplace 1-sigma and covariance, derived ``s_L``."""
+class FlameFitResult(OptimizationResult):
+    """The inversion stack's :class:`~physinv.invert.result.OptimizationResult` with the flame's answers.
 
-    params: dict[str, float]
-    sigma: dict[str, float]
-    covariance: np.ndarray  # (2, 2) for (lam, Ea), SI units
-    correlation: float
-    iterations: int
-    converged: bool
-    message: str
-    seconds: float
-    misfit_over_noise: float
-    objective_history: list[float] = field(default_factory=list)
+    ``m = log(theta / theta_0)`` of ``(lambda, E_a)``; ``params`` the fitted constants and the
+    derived ``sL`` (SI units), ``sigma`` their Laplace 1-sigma, ``covariance`` the ``(2, 2)``
+    covariance of ``(lambda, E_a)``, ``correlation`` theirs; ``param_history`` the constants per
+    iteration; ``solution`` the fitted flame.  With re-weighting, ``iterations``, the histories,
+    ``calls`` and ``wall_time`` (which includes the Laplace Jacobian) cover both passes.
+    """
+
+    params: dict[str, float] = field(default_factory=dict)
+    sigma: dict[str, float] = field(default_factory=dict)
+    covariance: np.ndarray | None = None
+    correlation: float = float("nan")
     param_history: dict[str, list[float]] = field(default_factory=dict)
     solution: object = None
 
     @property
     def s_L(self) -> float:
         return self.params["sL"]
+
+    @property
+    def seconds(self) -> float:
+        """``wall_time``, under the name the PINN's result uses (the case compares the two)."""
+        return self.wall_time
 
     def fields(self, x=None) -> dict[str, np.ndarray]:
         """Fields of the fitted flame (``T, u, rho, Y_F, omega``) at ``x`` (m; default: grid nodes)."""
@@ -237,8 +244,7 @@ def fit_flame(observations: FlameObservations, phi: float = 0.46, *, T_in: float
     t0 = time.perf_counter()
     optimizer = minimize_gauss_newton if method == "gauss-newton" else minimize_lbfgs
     res = optimizer(problem, m0, 0.0, maxiter=maxiter, gtol=gtol, callback=callback)
-    iterations = res.iterations
-    objective_history = list(res.objective_history)
+    passes = [res]
     if reweight and noise > 0:
         # sigma_i = eta |d_i| favours data that the noise pushed down; re-weight once with the fitted
         # model's values, sigma_i = eta |F_i(theta_hat)| (iteratively reweighted least squares, one pass)
@@ -246,8 +252,7 @@ def fit_flame(observations: FlameObservations, phi: float = 0.46, *, T_in: float
             sigma = noise * forward(torch.exp(res.m)).abs()
         problem = InverseProblem(forward, data, sigma, lambda m: m.sum() * 0.0, LogParametrization())
         res = optimizer(problem, res.m.detach(), 0.0, maxiter=maxiter, gtol=gtol, callback=callback)
-        iterations += res.iterations
-        objective_history += list(res.objective_history)
+        passes.append(res)
     mult = torch.exp(res.m.detach())
     # Laplace covariance in physical units: one Jacobian (2 tangent solves) at the optimum
     phys = torch.tensor([start[n] for n in names], dtype=dtype)
@@ -264,12 +269,18 @@ def fit_flame(observations: FlameObservations, phi: float = 0.46, *, T_in: float
     sol = sim.last_solution
     sd = torch.sqrt(torch.diagonal(cov))
     fitted = {"lam": float(theta[0]), "Ea": float(theta[1]), "sL": float(sol.s_L)}
+    combined = {
+        "iterations": sum(p.iterations for p in passes), "evaluations": sum(p.evaluations for p in passes),
+        "inner_iterations": sum(p.inner_iterations for p in passes),
+        "calls": sum((p.calls for p in passes), SimulatorCalls()), "wall_time": seconds,
+        **{h: [v for p in passes for v in getattr(p, h)]
+           for h in ("objective_history", "misfit_ratio_history", "grad_norm_history", "beta_path")},
+    }
     return FlameFitResult(
+        **{**vars(res), **combined},
         params=fitted,
         sigma={"lam": float(sd[0]), "Ea": float(sd[1]), "sL": math.sqrt(max(var_s, 0.0))},
         covariance=cov.numpy(),
         correlation=float(cov[0, 1] / (sd[0] * sd[1])),
-        iterations=iterations, converged=res.converged, message=res.message, seconds=seconds,
-        misfit_over_noise=problem.misfit_over_noise(res.m),
-        objective_history=objective_history, param_history=history, solution=sol,
+        param_history=history, solution=sol,
     )

@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from physinv.core.validation import report_result, validation_parser
+from physinv.core.validation import report_result, validation_parser, verdict
 from physinv.fem.convergence import fit_rate
 from physinv.problems.flame.model import algebraic_fields, make_problem
 from physinv.problems.flame.solver import DEFAULT_NODES, shoot, solve_flame
@@ -267,9 +267,6 @@ def validate_flame(levels: int = 6, reference_points: tuple[int, ...] = (1000, 2
     }
 
 
-def _ok(flag: bool) -> str:
-    return "ok" if flag else "FAIL"
-
 
 def format_report(result: dict) -> str:
     """Readable plain-text report of a :func:`validate_flame` result."""
@@ -284,11 +281,11 @@ def format_report(result: dict) -> str:
         lines.append(f"  {n:6d}  {h * 1e6:7.4f}  {s:12.8f}  {d}  {o}  {conv['rel_error_vs_extrapolated'][k]:16.2e}")
     lo, hi = ORDER_BOUNDS
     lines.append(f"  observed order (fit of differences) = {conv['observed_order']:.4f}   "
-                 f"(expected in [{lo}, {hi}]: {_ok(checks['order_in_bounds'])})")
+                 f"(expected in [{lo}, {hi}]: {verdict(checks['order_in_bounds'])})")
     lines.append(f"  Richardson-extrapolated s_L = {conv['s_L_extrapolated']:.8f} m/s")
     sh = result["shooting_check"]
     lines.append(f"  RK4 shooting ({sh['n_steps']} steps): s_L = {sh['s_L']:.8f} m/s, rel diff "
-                 f"{sh['rel_diff_vs_extrapolated']:+.2e}   (|.| <= {SHOOTING_TOL:g}: {_ok(checks['shooting_agrees'])})")
+                 f"{sh['rel_diff_vs_extrapolated']:+.2e}   (|.| <= {SHOOTING_TOL:g}: {verdict(checks['shooting_agrees'])})")
     lines.append("")
     sc = result["reference_scheme"]
     lines.append(f"Reference solver's first-order scheme, re-implemented (phi = {sc['phi']})")
@@ -298,20 +295,20 @@ def format_report(result: dict) -> str:
     if "limit_first_order" in sc:
         lines.append(f"  first-order limit {sc['limit_first_order']:.6f} m/s, rel diff to s_inf "
                      f"{sc['limit_rel_diff_vs_extrapolated']:+.1e}   "
-                     f"(listed values reproduced: {_ok(checks['reference_scheme_reproduced'])})")
+                     f"(listed values reproduced: {verdict(checks['reference_scheme_reproduced'])})")
     lines.append("")
     lines.append(f"flame_speed (default grid, {result['default_nodes']} nodes) vs 10,000-point references")
     lines.append(f"  {'phi':>5}  {'reference':>10}  {'s_L':>10}  {'rel diff':>9}")
     for r in result["references"]:
         lines.append(f"  {r['phi']:5.2f}  {r['reference']:10.5f}  {r['s_L']:10.5f}  {100 * r['rel_diff']:+8.3f}%")
     lines.append(f"  max |rel diff| = {100 * result['max_abs_rel_diff']:.3f}%   "
-                 f"(<= {100 * REL_TOL:g}%: {_ok(checks['references_within_tol'])})")
+                 f"(<= {100 * REL_TOL:g}%: {verdict(checks['references_within_tol'])})")
     lines.append("")
     ph = result["physics"]
     lines.append(f"Physics at phi = {ph['phi']}: T from {ph['T_in']:g} K to T(L) = {ph['T_at_L']:.2f} K "
                  f"(T_max = {ph['T_max']:.2f} K), min dT = {ph['min_dT']:.2e} K, min Y_F = {ph['min_Y_F']:.2e}, "
                  f"max |rho u - rho_in s_L| / (rho_in s_L) = {ph['max_rel_mass_flux_deviation']:.1e}: "
-                 f"{_ok(checks['physics'])}")
+                 f"{verdict(checks['physics'])}")
     lines.append("")
     lines.append("PASSED" if result["passed"] else "FAILED")
     return "\n".join(lines)

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from physinv.core.errors import InvalidParameterError, MissingExtraError
-from physinv.core.validation import report_result, validation_parser
+from physinv.core.validation import report_result, validation_parser, verdict
 from physinv.discretize.fd import FDPoissonOperator
 from physinv.discretize.grid import UniformGrid
 from physinv.discretize.mesh import TriMesh
@@ -329,9 +329,6 @@ def validate_poisson(
     return result
 
 
-def _verdict(ok: bool) -> str:
-    return "ok" if ok else "FAIL"
-
 
 def format_report(result: dict) -> str:
     """Readable plain-text report of a :func:`validate_poisson` result."""
@@ -352,7 +349,7 @@ def format_report(result: dict) -> str:
             order = f"{table['pairwise_rates'][k - 1]:6.3f}" if k else f"{'-':>6}"
             lines.append(f"  {n:5d}  {h:10.4e}  {e:11.4e}  {order}")
         rate = result[rate_key]
-        lines.append(f"  {rate_key} = {rate:.4f}   (expected in [{lo}, {hi}]: {_verdict(lo <= rate <= hi)})")
+        lines.append(f"  {rate_key} = {rate:.4f}   (expected in [{lo}, {hi}]: {verdict(lo <= rate <= hi)})")
         lines.append("")
     dolfinx = result.get("dolfinx")
     diff = result["max_rel_diff_p1_vs_dolfinx"]
@@ -368,7 +365,7 @@ def format_report(result: dict) -> str:
             lines.append(f"  {c['mesh']:<44}  {c['num_nodes']:6d}  {c['kappa_on']:>5}  {c['max_rel_diff']:12.3e}")
         lines.append(
             f"  max_rel_diff_p1_vs_dolfinx = {diff:.3e}   "
-            f"(expected <= {AGREEMENT_TOL:g}: {_verdict(diff <= AGREEMENT_TOL)})"
+            f"(expected <= {AGREEMENT_TOL:g}: {verdict(diff <= AGREEMENT_TOL)})"
         )
     lines.append("")
     lines.append("PASSED" if result.get("passed") else "FAILED")
