@@ -1,16 +1,16 @@
 """The one registry: how a problem joins the package.
 
-A problem package (``physinv.problems.<name>``, or a third-party package)
-registers what it offers when it is imported: simulators (the verification
-ladder runs on each), discretized operators (the operator contract test runs
-on each), data-set generators (``physinv data``), validation
-studies (``physinv validate``) and case studies (``physinv run``; the
-scripts in the source tree's ``cases/`` are registered by the command).  The horizontal layers and the ``physinv``
-command never import a problem; they look it up here, and the first look-up
-imports every package declared under the entry-point group
-:data:`ENTRY_POINT_GROUP` (``[project.entry-points."physinv.problems"]`` in
-``pyproject.toml``).  A user's own package joins the same way, or by calling
-the ``register_*`` functions before the look-up.
+A problem package (one of the package's own under ``problems/``, or a
+third-party package) registers what it offers when it is imported: simulators
+(the verification ladder runs on each), discretized operators (the operator
+contract test runs on each), data-set generators (``physinv data``),
+validation studies (``physinv validate``) and case studies (``physinv run``;
+the command registers the scripts of the source tree's ``cases/``).  The
+horizontal layers and the ``physinv`` command never import a problem; they
+look it up here, and the first look-up imports every package declared under
+the entry-point group :data:`ENTRY_POINT_GROUP` (its table in
+``pyproject.toml``; a string, never an import).  A user's own package joins
+the same way, or by calling the ``register_*`` functions before the look-up.
 """
 
 from __future__ import annotations

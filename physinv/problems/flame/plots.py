@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from physinv.viz.figures import save_figure, plt
+from physinv.viz.figures import plt, save_figure
 
 #: The profiles shown: (field of the solution, axis label).
 FIELDS = (("T", "T [K]"), ("u", "u [m/s]"), ("rho", "rho [kg/m^3]"), ("Y_F", "Y_F"))
@@ -44,8 +44,8 @@ def plot_flame_study(out: Path, ref, fwd, fwd_fields: Mapping, pinn, pinn_fields
     axes[0].set_title("PINN training loss", fontsize=10)
     axes[1].plot(fwd.steps, np.abs(np.array(fwd.param_history["sL"]) / ref.s_L - 1), label="forward s_L")
     for k, name in (("sL", "s_L"), ("lam", "lambda"), ("Ea", "E_a")):
-        true = ref.s_L if k == "sL" else true[k]
-        axes[1].plot(pinn.steps, np.abs(np.array(pinn.param_history[k]) / true - 1), label=f"inverse {name}")
+        target = ref.s_L if k == "sL" else true[k]
+        axes[1].plot(pinn.steps, np.abs(np.array(pinn.param_history[k]) / target - 1), label=f"inverse {name}")
     axes[1].set_yscale("log")
     axes[1].set_xlabel("iteration")
     axes[1].set_title("PINN |parameter error|", fontsize=10)
@@ -60,11 +60,11 @@ def plot_flame_study(out: Path, ref, fwd, fwd_fields: Mapping, pinn, pinn_fields
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for ax, (k, name, unit) in zip(axes, (("sL", "s_L", "m/s"), ("lam", "lambda", "W/(m K)"), ("Ea", "E_a", "J/mol"))):
-        true = ref.s_L if k == "sL" else true[k]
+        target = ref.s_L if k == "sL" else true[k]
         ax.plot(pinn.steps, pinn.param_history[k], label="PINN inverse")
         if k == "sL":
             ax.plot(fwd.steps, fwd.param_history[k], label="PINN forward")
-        ax.axhline(true, color="k", ls="--", lw=0.8, label="true")
+        ax.axhline(target, color="k", ls="--", lw=0.8, label="true")
         ax.axhspan(classic.params[k] - classic.sigma[k], classic.params[k] + classic.sigma[k], color="C2", alpha=0.3,
                    label="classic fit +- 1 sigma")
         ax.set_xlabel("iteration")
