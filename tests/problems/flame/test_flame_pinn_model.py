@@ -50,14 +50,18 @@ def test_residual_vanishes_on_the_converged_solution(fine):
     assert float(wrong[inner].abs().max()) > 20 * float(r[inner].abs().max())
 
 
+def _random_states(prob, count: int, seed: int):
+    """``count`` random ``(T, T_x, T_xx)`` (K, K/m, K/m^2) in the flame's range, as float64 tensors."""
+    rng = np.random.default_rng(seed)
+    return (torch.from_numpy(rng.uniform(prob.T_in, prob.T_max - 1.0, count)),
+            torch.from_numpy(rng.uniform(0, 5e6, count)), torch.from_numpy(rng.uniform(-1e10, 1e10, count)))
+
+
 def test_residual_terms_match_the_dimensional_equation(fine):
     """r = L/(T_max - T_in) * (T_x - lambda/(rho_in s_L c_p) T_xx - q_F omega/(rho_in s_L c_p)), term by term."""
     prob = fine.problem
     L, dT = prob.length, prob.T_max - prob.T_in
-    rng = np.random.default_rng(0)
-    T = torch.from_numpy(rng.uniform(prob.T_in, prob.T_max - 1.0, 7))
-    Tx = torch.from_numpy(rng.uniform(0, 5e6, 7))
-    Txx = torch.from_numpy(rng.uniform(-1e10, 1e10, 7))
+    T, Tx, Txx = _random_states(prob, 7, seed=0)
     s, lam, Ea = 0.3, 0.031, 1.3e5
     pr = prob.params
     rho_in = prob.p / (pr["R"] / pr["W"] * prob.T_in)
@@ -80,10 +84,7 @@ def test_residual_is_the_models_energy_equation_scaled(fine):
     """flame_residual = energy_residual * L / (rho_in s_L c_p (T_max - T_in)): one equation, two scalings."""
     prob = fine.problem
     L, dT = prob.length, prob.T_max - prob.T_in
-    rng = np.random.default_rng(1)
-    T = torch.from_numpy(rng.uniform(prob.T_in, prob.T_max - 1.0, 9))
-    Tx = torch.from_numpy(rng.uniform(0, 5e6, 9))
-    Txx = torch.from_numpy(rng.uniform(-1e10, 1e10, 9))
+    T, Tx, Txx = _random_states(prob, 9, seed=1)
     s, lam, Ea = 0.32, 0.028, 1.25e5
     m_cp = prob.rho_in * s * prob.params["cp"]
     scaled = energy_residual(T, Tx, Txx, s, prob, {"lam": lam, "Ea": Ea}) * L / (m_cp * dT)
