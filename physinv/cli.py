@@ -7,6 +7,7 @@
     physinv data list                  list the registered data-set generators
     physinv data generate NAME --n N --out PATH [--seed S] [--workers K] [--chunk C]
                                        generate (or resume) a data set as chunked HDF5
+    physinv data info PATH             a data file's settings and state; verifies its checksums
 """
 
 from __future__ import annotations
@@ -112,11 +113,33 @@ def cmd_data(args, rest) -> int:
         for name, summary in data.list_datasets().items():
             print(f"{name:24s} {summary}")
         return 0
+    if args.data_command == "info":
+        return _data_info(args.path)
     params = dict(_param_value(p) for p in args.param)
     path = data.generate(args.name, args.n, args.out, seed=args.seed, workers=args.workers, chunk=args.chunk,
-                         params=params, overwrite=args.overwrite, progress=not args.quiet)
+                         params=params, overwrite=args.overwrite, progress=not args.quiet, wait=args.wait)
     meta = data.read_metadata(path)
     print(f"{path}: {meta['n']} samples of {meta['generator']}, fields {', '.join(meta['fields'])}")
+    return 0
+
+
+def _data_info(path: str) -> int:
+    """Print a data set's generator, parameters, seed, size and state; exit 1 when it is damaged or missing."""
+    from physinv.learn import datafile
+
+    try:
+        state, meta = datafile.describe(path)
+    except datafile.DataFileError as exc:
+        print(f"physinv: damaged or unreadable: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path}: {state}")
+    if meta is not None:
+        params = ", ".join(f"{k}={json.dumps(v)}" for k, v in meta["params"].items())
+        print(f"  generator  {meta['generator']} ({meta['description']})\n  params     {params}\n"
+              f"  seed       {meta['seed']}\n  samples    {meta['n']} in chunks of {meta['chunk']} "
+              f"({meta['chunks_done']} of {meta['chunks_total']} chunks done)\n  fields     {', '.join(meta['fields'])}"
+              f"\n  written    by physinv {meta['physinv_version']} at {meta['created']}\n"
+              "  checksums  every attribute and chunk verified")
     return 0
 
 
@@ -153,8 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--chunk", type=int, default=64, help="samples per chunk (unit of resume and HDF5 chunking)")
     q.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="generator parameter, e.g. --param cells=32 (repeatable)")
-    q.add_argument("--overwrite", action="store_true", help="replace an existing file generated with other settings")
+    q.add_argument("--overwrite", action="store_true",
+                   help="replace a physinv data set generated with other settings (once the new one is complete)")
+    q.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another run generating into the same --out (default: refuse at once)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("--module", action="append", default=[], metavar="MODULE", help=module_help)
+    q.set_defaults(func=cmd_data)
+    q = data_sub.add_parser("info", help="a data file's generator, parameters, seed, size, state; checks its checksums")
+    q.add_argument("path", help="the data file (--out of physinv data generate)")
     q.add_argument("--module", action="append", default=[], metavar="MODULE", help=module_help)
     q.set_defaults(func=cmd_data)
     return parser

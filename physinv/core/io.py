@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A kill or an exception leaves ``path`` as it was (the temporary file is removed on exceptions).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -35,7 +39,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def atomic_write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
@@ -54,10 +58,10 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` atomically (checkpoints, data sets)."""
     import torch
 
-    return _atomic(path, lambda tmp: torch.save(obj, tmp))
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_savefig(fig, path: str | os.PathLike, **kwargs) -> Path:
     """Save a matplotlib figure atomically (format taken from the suffix)."""
     fmt = Path(path).suffix.lstrip(".") or "png"
-    return _atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))

@@ -23,10 +23,12 @@ Register a generator with :func:`register_dataset`; see ``docs/learning.md``.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import datetime as _dt
 import json
 import multiprocessing as mp
 import os
+import threading
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -34,25 +36,12 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 
-import physinv
 from physinv.core.errors import InvalidParameterError, PhysinvError, ShapeMismatchError, UnknownNameError
+from physinv.core.locking import ExclusiveLock, holder
 from physinv.core.registry import DATASETS
-
-FORMAT = "physinv-dataset-1"
-_DONE = "_chunks_done"
-
-
-class DataFileError(PhysinvError, ValueError):
-    """A data file that is incomplete, unreadable, or was written for other generation parameters."""
-
-
-class IncompleteDataError(DataFileError):
-    """A data file whose generation has not finished (some chunks are missing)."""
-
-
-class DataMismatchError(DataFileError):
-    """An existing (partial) data file was written by another generator, parameters, seed, n or chunk."""
-
+from physinv.learn import datafile
+from physinv.learn.datafile import (DONE, FORMAT, DataFileError, DataMismatchError, IncompleteDataError,
+                                    partial_path)
 
 @dataclass(frozen=True)
 class DatasetGenerator:
@@ -65,9 +54,16 @@ class DatasetGenerator:
     inputs: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     description: str = ""
+    choices: dict[str, tuple] = field(default_factory=dict)
+    limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     def resolve_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults updated by ``overrides``; unknown keys are refused."""
+        """Defaults updated by ``overrides``, each parsed to its default's type and checked.
+
+        Unknown keys, values that do not fit the declared type (``cells=2.7``
+        for an integer), values outside :attr:`choices` or :attr:`limits`
+        are refused with :class:`InvalidParameterError`.
+        """
         params = dict(self.params)
         for key, value in (overrides or {}).items():
             if key not in params:
@@ -75,16 +71,45 @@ class DatasetGenerator:
                     f"data set {self.name!r} has no parameter {key!r}; "
                     f"allowed: {', '.join(sorted(params)) or '(none)'}"
                 )
-            default = params[key]
-            if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, (int, float, str)):
-                try:
-                    value = type(default)(value)
-                except ValueError:
-                    raise InvalidParameterError(
-                        f"data set {self.name!r}: parameter {key!r} must be a {type(default).__name__}; got {value!r}"
-                    ) from None
-            params[key] = value
+            params[key] = self._fit(key, value)
         return params
+
+    def _fit(self, key: str, value: Any) -> Any:
+        default = self.params[key]
+        kind = type(default)
+
+        def refuse(why: str) -> InvalidParameterError:
+            return InvalidParameterError(f"data set {self.name!r}: parameter {key!r} {why}; got {value!r}")
+
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise refuse("must be true or false")
+        elif kind is int:
+            if isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise refuse("must be an integer") from None
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise refuse("must be an integer")
+            value = int(value)
+        elif kind is float:
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise refuse("must be a number") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+                raise refuse("must be a finite number")
+            value = float(value)
+        elif not isinstance(value, kind):
+            raise refuse(f"must be a {kind.__name__} like its default {default!r}")
+        if key in self.choices and value not in self.choices[key]:
+            raise refuse(f"must be one of {', '.join(map(repr, self.choices[key]))}")
+        low, high = self.limits.get(key, (None, None))
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise refuse(f"must lie in [{'-inf' if low is None else low}, {'inf' if high is None else high}]")
+        return value
 
     def sample(self, seed: int, index: int, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Draw sample ``index`` alone (parameters and simulated fields)."""
@@ -99,6 +124,8 @@ def register_dataset(
     inputs: Iterable[str] = (),
     targets: Iterable[str] = (),
     description: str = "",
+    choices: Mapping[str, Iterable] | None = None,
+    limits: Mapping[str, tuple[float | None, float | None]] | None = None,
 ) -> DatasetGenerator:
     """Register a data-set generator under ``name``.
 
@@ -117,13 +144,22 @@ def register_dataset(
         They are stored in the file and may be overridden in :func:`generate`.
     inputs, targets
         Names of the fields a network reads and predicts (metadata for users).
+    choices
+        Allowed values of parameters that take one of a few (``{"dtype": ("float32", "float64")}``).
+    limits
+        Inclusive ``(low, high)`` bounds of numeric parameters (None: unbounded).
 
     ``draw`` and ``simulate`` must be module-level functions of an importable
     module, since worker processes receive them by reference.
     """
     params = dict(params or {})
     json.dumps(params)  # metadata must be JSON-serializable
-    gen = DatasetGenerator(name, draw, simulate, params, tuple(inputs), tuple(targets), description)
+    choices = {k: tuple(v) for k, v in (choices or {}).items()}
+    limits = dict(limits or {})
+    unknown = sorted((set(choices) | set(limits)) - set(params))
+    if unknown:
+        raise InvalidParameterError(f"data set {name!r}: choices/limits for {unknown}, which are not parameters")
+    gen = DatasetGenerator(name, draw, simulate, params, tuple(inputs), tuple(targets), description, choices, limits)
     return DATASETS.add(name, gen, same=lambda a, b: (a.draw, a.simulate) == (b.draw, b.simulate))
 
 
@@ -172,8 +208,16 @@ def _simulate_range(gen: DatasetGenerator, params: dict, seed: int, start: int, 
     return out
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
+    """One torch thread; exit as soon as the parent process ``parent`` is gone (killed or not)."""
     torch.set_num_threads(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="physinv-parent-watch").start()
 
 
 def _chunk_job(gen: DatasetGenerator, params: dict, seed: int, start: int, stop: int):
@@ -185,115 +229,95 @@ def _identity(gen: DatasetGenerator, params: dict, seed: int, n: int, chunk: int
             "n": int(n), "chunk": int(chunk)}
 
 
-def _check_identity(h5, expected: dict[str, Any], path: Path) -> None:
-    if h5.attrs.get("format") != FORMAT:
-        raise DataMismatchError(f"{path} is not a physinv data file; pass overwrite=True (--overwrite) to replace it")
-    found = {k: h5.attrs.get(k) for k in expected}
-    found = {k: (v.item() if hasattr(v, "item") else v) for k, v in found.items()}
+def _check_identity(meta: Mapping[str, Any], expected: dict[str, Any], path: Path) -> None:
+    found = dict(meta, params=json.dumps(meta["params"], sort_keys=True))
     diff = {k: (found[k], expected[k]) for k in expected if found[k] != expected[k]}
     if diff:
         lines = "; ".join(f"{k}: file has {a!r}, this run asks {b!r}" for k, (a, b) in diff.items())
         raise DataMismatchError(
             f"{path} was generated with other settings ({lines}); rerun with the file's settings to "
-            "resume, or pass overwrite=True (--overwrite) to start over"
+            "resume or reuse it, or pass overwrite=True (--overwrite) to start over"
         )
 
 
-def generate(
-    name: str,
-    n: int,
-    out: str | os.PathLike,
-    seed: int = 0,
-    workers: int = 1,
-    chunk: int = 64,
-    params: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Path:
-    """Generate ``n`` samples of data set ``name`` into the HDF5 file ``out``.
+def _count(name: str, value: Any, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise InvalidParameterError(f"{name} must be an integer >= {least}; got {value!r}")
+    return int(value)
 
-    Sample ``i`` is drawn from ``numpy.random.default_rng([seed, i])`` and
-    simulated; chunks of ``chunk`` samples are computed by ``workers``
-    processes (``spawn``, one torch thread each) and written as they finish.
-    A chunk is marked complete only after its data are flushed, so rerunning
-    the same call after a kill computes only the missing chunks.
 
-    Returns the path.  Raises :class:`DataMismatchError` if ``out`` exists
-    with other settings (unless ``overwrite``), :class:`UnknownNameError` for
-    an unregistered ``name``.
-    """
-    import h5py
+def _check_target(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, a target that is a folder, unwritable, or a file that is not a physinv data set."""
+    if out.is_dir():
+        raise DataFileError(f"--out {out} is a folder; give the path of an HDF5 file, e.g. {out / 'data.h5'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataFileError(f"cannot create the folder of --out {out} ({exc})") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise DataFileError(f"cannot write into {out.parent} (permission denied); choose another --out")
+    if out.exists() and datafile.format_of(out) not in (FORMAT, *datafile.OLD_FORMATS):
+        raise DataFileError(
+            f"{out} exists and is not a physinv data set (or is damaged beyond recognition); physinv never "
+            "replaces such a file, with or without --overwrite: choose another --out, or remove it yourself"
+        )
 
-    gen = get_dataset(name)
-    params = gen.resolve_params(params)
-    n, chunk, workers = int(n), int(chunk), int(workers)
-    if n < 1 or chunk < 1 or workers < 1:
-        raise InvalidParameterError(f"n, chunk and workers must be >= 1; got n={n}, chunk={chunk}, workers={workers}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    identity = _identity(gen, params, seed, n, chunk)
-    n_chunks = -(-n // chunk)
 
-    if out.exists() and overwrite:
-        out.unlink()
-    if out.exists():
+def _open_partial_for(gen: DatasetGenerator, params: dict, identity: dict, out: Path, overwrite: bool):
+    """The partial file of ``out`` to continue: resumed when it matches, else (re)created."""
+    partial = partial_path(out)
+    if partial.exists():
         try:
-            h5 = h5py.File(out, "r+")
-        except OSError as exc:
-            raise DataFileError(
-                f"cannot open {out} to resume ({exc}); another process may be writing it, or the file is "
-                "damaged (e.g. killed in the middle of a write): pass overwrite=True (--overwrite) to start over"
-            ) from None
-        try:
-            _check_identity(h5, identity, out)
-        except BaseException:
-            h5.close()
-            raise
-    else:
-        first = _simulate_range(gen, params, seed, 0, 1)  # field shapes and dtypes
-        h5 = h5py.File(out, "w")
-        h5.attrs["format"] = FORMAT
-        for k, v in identity.items():
-            h5.attrs[k] = v
-        h5.attrs["physinv_version"] = physinv.__version__
-        h5.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        h5.attrs["description"] = gen.description
-        h5.attrs["fields"] = json.dumps(list(first))
-        h5.attrs["inputs"] = json.dumps(list(gen.inputs))
-        h5.attrs["targets"] = json.dumps(list(gen.targets))
-        h5.attrs["complete"] = False
-        for k, v in first.items():
-            h5.create_dataset(k, shape=(n, *v.shape[1:]), dtype=v.dtype,
-                              chunks=(min(chunk, n), *v.shape[1:]))
-        h5.create_dataset(_DONE, data=np.zeros(n_chunks, dtype=np.uint8))
+            h5, meta = datafile.open_partial(out)
+        except DataFileError as exc:
+            warnings.warn(f"{exc}; it is an unfinished generation, starting it over", stacklevel=3)
+            partial.unlink()
+        else:
+            try:
+                _check_identity(meta, identity, partial)
+                datafile.read_fields(partial, meta["fields"])  # chunks marked done pass their checksums
+                return h5
+            except DataMismatchError:
+                h5.close()
+                if not overwrite:
+                    raise
+                partial.unlink()
+            except DataFileError as exc:
+                h5.close()
+                warnings.warn(f"{exc}; it is an unfinished generation, starting it over", stacklevel=3)
+                partial.unlink()
+    first = _simulate_range(gen, params, identity["seed"], 0, 1)  # field shapes and dtypes
+    datafile.create_partial(out, identity, gen.description, gen.inputs, gen.targets, first)
+    return datafile.open_partial(out)[0]
+
+
+def _fill(h5, gen: DatasetGenerator, params: dict, seed: int, chunk: int, workers: int, progress: bool) -> None:
+    """Compute and write every chunk the counter does not mark done (in ``workers`` processes)."""
+    n = h5.attrs["n"].item()
+    done = h5[DONE][()]
+    ranges = [(c * chunk, min(n, (c + 1) * chunk)) for c in range(done.size) if not done[c]]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, initial=n - sum(b - a for a, b in ranges), unit="sample", desc=f"generate {gen.name}")
+
+    def write(start: int, arrays: dict[str, np.ndarray]) -> None:
+        stop = start + len(next(iter(arrays.values())))
+        for k, v in arrays.items():
+            if k not in h5 or h5[k].shape[1:] != v.shape[1:]:
+                raise ShapeMismatchError(
+                    f"data set {gen.name!r}: field {k!r} of samples {start}..{stop - 1} has shape {v.shape[1:]}, "
+                    f"the file expects {h5[k].shape[1:] if k in h5 else 'no such field'}"
+                )
+            h5[k][start:stop] = v
+        h5.flush()  # data first, then the completion mark
+        h5[DONE][start // chunk] = 1
         h5.flush()
+        if bar is not None:
+            bar.update(stop - start)
 
     try:
-        done = h5[_DONE][()]
-        todo = [c for c in range(n_chunks) if not done[c]]
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n, initial=n - sum(min(chunk, n - c * chunk) for c in todo), unit="sample",
-                       desc=f"generate {name}")
-
-        def write(start: int, arrays: dict[str, np.ndarray]) -> None:
-            stop = start + len(next(iter(arrays.values())))
-            for k, v in arrays.items():
-                if k not in h5 or h5[k].shape[1:] != v.shape[1:]:
-                    raise ShapeMismatchError(
-                        f"data set {name!r}: field {k!r} of samples {start}..{stop - 1} has shape {v.shape[1:]}, "
-                        f"the file expects {h5[k].shape[1:] if k in h5 else 'no such field'}"
-                    )
-                h5[k][start:stop] = v
-            h5.flush()  # data first, then the completion mark
-            h5[_DONE][start // chunk] = 1
-            h5.flush()
-            if bar is not None:
-                bar.update(stop - start)
-
-        ranges = [(c * chunk, min(n, (c + 1) * chunk)) for c in todo]
         if workers == 1 or len(ranges) <= 1:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # same arithmetic as in the workers
@@ -304,7 +328,8 @@ def generate(
                 torch.set_num_threads(threads)
         else:
             ctx = mp.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                        initargs=(os.getpid(),)) as pool:
                 pending: set[cf.Future] = set()
                 queue = list(ranges)
                 try:
@@ -319,15 +344,63 @@ def generate(
                     for fut in pending:
                         fut.cancel()
                     raise
+    finally:
         if bar is not None:
             bar.close()
-        if bool(h5[_DONE][()].all()):
-            h5.attrs["complete"] = True
-            h5.flush()
-    finally:
-        h5.close()
-    return out
 
+
+def generate(
+    name: str,
+    n: int,
+    out: str | os.PathLike,
+    seed: int = 0,
+    workers: int = 1,
+    chunk: int = 64,
+    params: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    wait: float = 0.0,
+) -> Path:
+    """Generate ``n`` samples of data set ``name`` into the HDF5 file ``out``.
+
+    Sample ``i`` is drawn from ``numpy.random.default_rng([seed, i])`` and
+    simulated; chunks of ``chunk`` samples are computed by ``workers``
+    processes (``spawn``, one torch thread each, which exit when this process
+    dies) and written as they finish into ``OUT.partial``
+    (:mod:`physinv.learn.datafile`).  A chunk is marked complete only after
+    its data are flushed, so rerunning the same call after a kill computes
+    only the missing chunks.  The finished file is renamed onto ``out`` in one
+    step; ``OUT.lock`` is held for the whole run, so a second run into the
+    same path waits up to ``wait`` seconds and then refuses
+    (:class:`~physinv.core.locking.LockedError`).
+
+    A complete ``out`` with the same settings is reused as it is.  With
+    ``overwrite`` an ``out`` written with other settings is replaced, once
+    the new file is complete; a file that is not a physinv data set is never
+    replaced.  Returns the path.  Raises :class:`DataMismatchError` if ``out``
+    exists with other settings (unless ``overwrite``), :class:`DataFileError`
+    for a target that cannot be written, :class:`UnknownNameError` for an
+    unregistered ``name``.
+    """
+    gen = get_dataset(name)
+    params = gen.resolve_params(params)
+    n, chunk, workers = _count("n", n, 1), _count("chunk", chunk, 1), _count("workers", workers, 1)
+    seed = _count("seed", seed, 0)
+    out = Path(out)
+    _check_target(out, overwrite)
+    identity = _identity(gen, params, seed, n, chunk)
+    with ExclusiveLock(out, wait=wait, what=f"generating {name!r} into"):
+        if out.exists() and not overwrite:
+            _check_identity(read_metadata(out), identity, out)
+            return out  # complete with these settings: nothing to do
+        h5 = _open_partial_for(gen, params, identity, out, overwrite)
+        try:
+            _fill(h5, gen, params, seed, chunk, workers, progress)
+            datafile.seal(h5)
+        finally:
+            h5.close()
+        os.replace(partial_path(out), out)
+    return out
 
 # --------------------------------------------------------------------------
 # loading
@@ -365,42 +438,38 @@ class GeneratedData:
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """Metadata of a data file, with ``chunks_done`` / ``chunks_total`` (works on partial files)."""
-    import h5py
+    """Metadata of the data set ``path``, with ``chunks_done`` / ``chunks_total`` and ``complete``.
 
+    When only the unfinished ``PATH.partial`` exists, its metadata (``complete`` False).
+    Raises :class:`DataFileError` for a missing, foreign or damaged file.
+    """
     path = Path(path)
-    if not path.exists():
-        raise DataFileError(f"no data file at {path}; create it with `physinv data generate NAME --out {path}`")
-    try:
-        with h5py.File(path, "r") as h5:
-            if h5.attrs.get("format") != FORMAT:
-                raise DataFileError(f"{path} is not a physinv data file (no format attribute {FORMAT!r})")
-            meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()}
-            done = h5[_DONE][()]
-    except OSError as exc:
-        raise DataFileError(f"cannot read {path} ({exc}); regenerate it with --overwrite") from None
-    for key in ("params", "fields", "inputs", "targets"):
-        meta[key] = json.loads(meta[key])
-    meta["complete"] = bool(meta["complete"]) and bool(done.all())
-    meta["chunks_done"], meta["chunks_total"] = int(done.sum()), int(done.size)
-    return meta
+    partial = partial_path(path)
+    if not path.exists() and partial.exists():
+        return datafile.read_metadata(partial)
+    return datafile.read_metadata(path)
 
 
 def load(path: str | os.PathLike, fields: Iterable[str] | None = None) -> GeneratedData:
-    """Read a complete data file as tensors; refuses files whose generation did not finish."""
-    import h5py
+    """Read a complete data file as tensors, every chunk checked against its checksum.
 
+    Refuses (:class:`IncompleteDataError`) a data set whose generation did not
+    finish, and (:class:`DataFileError`) a damaged file.
+    """
+    path = Path(path)
     meta = read_metadata(path)
     if not meta["complete"]:
+        who = holder(path)
+        state = f"{who} is generating it" if who else "its generation was interrupted"
         raise IncompleteDataError(
-            f"{path} is incomplete ({meta['chunks_done']} of {meta['chunks_total']} chunks); finish it by "
-            f"rerunning the same command: physinv data generate {meta['generator']} --n {meta['n']} "
+            f"{path} is incomplete ({meta['chunks_done']} of {meta['chunks_total']} chunks; {state}); finish it "
+            f"by rerunning the same command: physinv data generate {meta['generator']} --n {meta['n']} "
             f"--seed {meta['seed']} --chunk {meta['chunk']} --out {path}"
+            + "".join(f" --param {k}={json.dumps(v)}" for k, v in meta["params"].items())
         )
     names = list(meta["fields"]) if fields is None else list(fields)
     unknown = [k for k in names if k not in meta["fields"]]
     if unknown:
         raise UnknownNameError(f"no field(s) {unknown} in {path}; fields: {', '.join(meta['fields'])}")
-    with h5py.File(path, "r") as h5:
-        tensors = {k: torch.from_numpy(h5[k][()]) for k in names}
-    return GeneratedData(tensors, meta)
+    arrays = datafile.read_fields(path, names)
+    return GeneratedData({k: torch.from_numpy(v) for k, v in arrays.items()}, meta)

@@ -82,6 +82,9 @@ register_dataset(
     draw=_dataset_draw,
     simulate=_dataset_simulate,
     params=dict(DATASET_DEFAULTS),
+    choices={"dtype": ("float32", "float64")},
+    limits={"n": (3, None), "L": (1, None), "a_min": (0.0, None), "a_max": (0.0, None), "modes": (1, None),
+            "amplitude": (0.0, None), "decay": (0.0, None)},
     inputs=("neumann",),
     targets=("a",),
     description="Calderon problem on the unit square: -div(a grad u_l) = 0, u_l = g_l (L trig patterns); "

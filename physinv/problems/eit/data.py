@@ -24,7 +24,7 @@ import torch
 from physinv.core.errors import InvalidParameterError
 from physinv.problems.eit.electrodes import ElectrodeMesh
 from physinv.learn.data import register_dataset
-from physinv.problems.eit.simulator import EITSimulator, injection_pattern
+from physinv.problems.eit.simulator import INJECTIONS, MEASUREMENTS, EITSimulator, injection_pattern
 from physinv.problems.eit.phantoms import Inclusion, Phantom, draw_phantom, pixel_grid
 
 __all__ = ["DATASET_DEFAULTS", "network_inputs", "phantom_from_row"]
@@ -107,6 +107,9 @@ register_dataset(
     draw=_dataset_draw,
     simulate=_dataset_simulate,
     params=dict(DATASET_DEFAULTS),
+    choices={"dtype": ("float32", "float64"), "injection": INJECTIONS, "measurement": MEASUREMENTS},
+    limits={"n": (2, None), "electrodes": (2, None), "contact_impedance": (0.0, None),
+            "min_inclusions": (1, _MAX_INCLUSIONS), "max_inclusions": (1, _MAX_INCLUSIONS), "background": (0.0, None)},
     inputs=("voltages",),
     targets=("sigma",),
     description="EIT on the unit disk, complete electrode model (16 electrodes, adjacent/adjacent): phantoms with "

@@ -50,6 +50,8 @@ register_dataset(
     draw=_poisson_draw,
     simulate=_poisson_simulate,
     params={"cells": 16, "modes": 4, "amplitude": 1.0, "dtype": "float32"},
+    choices={"dtype": ("float32", "float64")},
+    limits={"cells": (2, None), "modes": (1, None), "amplitude": (0.0, None)},
     inputs=("u",),
     targets=("log_kappa",),
     description="-div(kappa grad u) = 1 on the unit square, u = 0 on the boundary; "

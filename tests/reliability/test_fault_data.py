@@ -1,0 +1,165 @@
+"""Fault injection on data generation: concurrent writers, kills at random moments, flipped bytes, orphaned workers.
+
+Each test runs the real ``physinv data generate`` command in subprocesses on small sizes.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from physinv import cli
+from physinv.learn import data, datafile
+
+NAME = "poisson-2d-kappa"
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+
+
+def _command(path: Path, n: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "physinv.cli", "data", "generate", NAME, "--n", str(n), "--chunk", "2",
+            "--seed", "4", "--param", "cells=12", "--out", str(path), "--quiet", *extra]
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in data.load(path).fields.items()}
+
+
+def _assert_equal(a: dict, b: dict) -> None:
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert a[key].dtype == b[key].dtype
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
+    """Uninterrupted runs of the commands below, by size."""
+    folder = tmp_path_factory.mktemp("serial")
+    out = {}
+    for n in (40, 120):
+        path = folder / f"n{n}.h5"
+        subprocess.run(_command(path, n), env=ENV, check=True, timeout=300)
+        out[n] = _arrays(path)
+    return out
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_two_concurrent_generations_into_one_path(tmp_path, serial, wait):
+    """Either the second refuses and the first file is intact, or it waits and reuses it; never a damaged file."""
+    for trial in range(2):
+        path = tmp_path / f"c{trial}.h5"
+        extra = ("--wait", "300") if wait else ()
+        procs = [subprocess.Popen(_command(path, 40, *extra), env=ENV, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+        codes = sorted(code for code, _ in results)
+        if wait:
+            assert codes == [0, 0], results
+        else:
+            assert codes in ([0, 0], [0, 2]), results  # [0, 0]: the second started after the first had finished
+            for code, err in results:
+                if code == 2:
+                    assert "is locked: pid" in err and "wait for it to finish" in err, err
+        _assert_equal(_arrays(path), serial[40])
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name]
+
+
+def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path, serial):
+    rng = np.random.default_rng(12)
+    path = tmp_path / "killed.h5"
+    states = []
+    for _ in range(5):
+        proc = subprocess.Popen(_command(path, 120), env=ENV, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 4.0))  # import and set-up take about 1 s, generation several
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        partial = datafile.partial_path(path)
+        if path.exists():
+            states.append("complete")
+        elif partial.exists():
+            try:
+                states.append(f"{data.read_metadata(path)['chunks_done']} chunks")
+            except data.DataFileError:
+                states.append("damaged partial")
+        else:
+            states.append("nothing yet")
+        if not path.exists():  # never readable as a data set before it is complete
+            with pytest.raises(data.DataFileError):
+                data.load(path)
+    subprocess.run(_command(path, 120), env=ENV, check=True, timeout=300)
+    _assert_equal(_arrays(path), serial[120])
+    assert any(s.endswith("chunks") for s in states), states  # at least one kill landed in the generation
+
+
+def test_flipped_bytes_in_a_data_file_give_one_clear_error_never_wrong_values(tmp_path, serial, capsys):
+    path = tmp_path / "clean.h5"
+    data.generate(NAME, 8, path, seed=4, chunk=2, params={"cells": 12}, progress=False)
+    clean_bytes, clean = path.read_bytes(), _arrays(path)
+    clean_meta = data.read_metadata(path)
+    rng = np.random.default_rng(3)
+    outcomes = {"error": 0, "harmless": 0}
+    for trial in range(150):
+        raw = bytearray(clean_bytes)
+        for offset in rng.choice(len(raw), size=rng.integers(1, 3), replace=False):
+            raw[offset] ^= int(rng.integers(1, 256))
+        damaged = tmp_path / f"flip{trial}.h5"
+        damaged.write_bytes(bytes(raw))
+        try:
+            loaded = data.load(damaged)
+        except data.DataFileError as exc:
+            assert str(damaged) in str(exc)
+            assert cli.main(["data", "info", str(damaged)]) == 1
+            outcomes["error"] += 1
+        else:  # the flip hit unused space: the values and the metadata must be the clean ones
+            _assert_equal({k: v.numpy() for k, v in loaded.fields.items()}, clean)
+            assert loaded.meta == clean_meta
+            outcomes["harmless"] += 1
+        damaged.unlink()
+    capsys.readouterr()
+    assert outcomes["error"] >= 100, outcomes  # most of the file is data and checksummed metadata
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(entry.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path):
+    proc = subprocess.Popen(_command(tmp_path / "w.h5", 4000, "--workers", "2"), env=ENV, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    workers = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        workers = [p for p in _children(proc.pid)
+                   if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(workers) == 2, "the generation did not start its two workers"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    alive = [p for p in workers if _alive(p)]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert not alive, "workers outlived their killed parent"
