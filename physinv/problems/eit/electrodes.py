@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from physinv.core.errors import InvalidParameterError, ShapeMismatchError
-from physinv.core.extras import require
-from physinv.discretize.mesh import TriMesh
+from physinv.core.errors import InvalidParameterError, MeshError, ShapeMismatchError
+from physinv.discretize.mesh import TriMesh, read_mesh_file
 
 _ELECTRODE_NAME = re.compile(r"^electrode_(\d+)$")
 
@@ -101,10 +100,12 @@ class ElectrodeMesh:
 
         Electrodes are the physical curves named ``electrode_1`` .. ``electrode_L``
         (consecutive numbers from 1); a file without them raises
-        :class:`MissingElectrodesError`.
+        :class:`MissingElectrodesError`.  The triangles must pass the checks of
+        :func:`~physinv.discretize.mesh.check_mesh` (points no triangle uses
+        are dropped first); an unreadable, missing or triangle-less file raises
+        :class:`~physinv.core.errors.MeshError`.
         """
-        meshio = require("meshio", "fem", "reading mesh files")
-        data = meshio.read(str(path), file_format="gmsh")
+        data = read_mesh_file(path, "gmsh", "a gmsh .msh file with triangles and electrode_k physical curves")
         numbers = {}
         for name, (tag, dim) in data.field_data.items():
             match = _ELECTRODE_NAME.match(name)
@@ -125,7 +126,7 @@ class ElectrodeMesh:
             raise MissingElectrodesError(f"{path} has no physical tags on its elements")
         triangles = [block.data for block in data.cells if block.type == "triangle"]
         if not triangles:
-            raise InvalidParameterError(f"{path} holds no triangle cells; physinv P1 needs triangles")
+            raise MeshError(f"{path} holds no triangle cells; physinv P1 needs triangles")
         cells = np.concatenate(triangles)
         edges: list[list[np.ndarray]] = [[] for _ in range(count)]
         for block, tags in zip(data.cells, physical):
