@@ -9,6 +9,10 @@ class InvalidParameterError(PhysinvError, ValueError):
     """A parameter is NaN/Inf, out of its admissible range, or otherwise invalid."""
 
 
+class MeshError(InvalidParameterError):
+    """A mesh that is not a conforming triangle mesh, or a mesh file that cannot be read."""
+
+
 class ShapeMismatchError(PhysinvError, ValueError):
     """Tensors, grids or meshes whose shapes do not fit together."""
 
@@ -34,3 +38,8 @@ class MissingExtraError(PhysinvError, ImportError):
 
 class UnstableTimeStepError(PhysinvError, ValueError):
     """A time step violates the stability (CFL) limit of the scheme."""
+
+
+class SingularMatrixError(InvalidParameterError):
+    """A linear system's matrix is singular: usually no Dirichlet condition (a pure Neumann
+    problem fixes ``u`` only up to a constant), a zero coefficient, or a node in no element."""

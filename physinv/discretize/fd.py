@@ -27,8 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from physinv.core.checks import check_finite, check_positive, check_shape
-from physinv.core.errors import InvalidParameterError
+from physinv.core.checks import check_finite, check_positive, check_shape, check_tensor
+from physinv.core.errors import InvalidParameterError, ShapeMismatchError
 from physinv.core.operator import OperatorExample, random_coefficient, register_operator
 from physinv.discretize.dirichlet import masked_apply, masked_csr
 from physinv.discretize.grid import UniformGrid
@@ -44,6 +44,11 @@ class FDPoissonOperator:
     neumann_sides
         Sides carrying the flux condition ``kappa du/dn = g``; all other
         sides are Dirichlet.  At least one side must be Dirichlet.
+
+    ``kappa`` is a tensor of shape ``grid.node_shape`` (a function of the
+    coordinates must be evaluated first: ``kappa = f(*grid.coordinates())``).
+    :meth:`check_kappa`, :meth:`assemble` and the simulators take exactly one
+    field; :meth:`apply` also broadcasts leading batch axes of ``kappa`` and ``u``.
     """
 
     symmetric = True
@@ -73,12 +78,30 @@ class FDPoissonOperator:
     def _free(self, like: torch.Tensor) -> torch.Tensor:
         return (~self.dirichlet_mask).to(device=like.device, dtype=like.dtype)
 
+    def _check_kappa_shape(self, kappa: torch.Tensor, batch: bool) -> None:
+        """Tensor of node shape (``batch``: leading axes allowed); cheap, no look at the values."""
+        shape = self.grid.node_shape
+        check_tensor("kappa", kappa, f"of shape {shape}, one value per grid node",
+                     "kappa = f(*grid.coordinates()) for the node coordinates of the grid")
+        trailing = tuple(kappa.shape[kappa.ndim - len(shape):]) if kappa.ndim >= len(shape) else None
+        if trailing == shape and (batch or kappa.ndim == len(shape)):
+            return
+        if trailing == shape:
+            raise ShapeMismatchError(
+                f"kappa has shape {tuple(kappa.shape)}; expected {shape}, one coefficient field (one value "
+                "per grid node): each kappa of a batch needs its own matrix and solve, so loop over the batch")
+        raise ShapeMismatchError(
+            f"kappa has shape {tuple(kappa.shape)}; expected {shape}, one value per node of the "
+            f"{'x'.join(map(str, self.grid.cells))}-cell grid")
+
     def check_kappa(self, kappa: torch.Tensor) -> None:
-        check_shape("kappa", kappa, self.grid.node_shape, "one value per grid node")
+        """Raise unless ``kappa`` is one finite, positive field of shape ``grid.node_shape`` (no batch axes)."""
+        self._check_kappa_shape(kappa, batch=False)
         check_positive("kappa", kappa)
 
     def face_weights(self, kappa: torch.Tensor) -> list[torch.Tensor]:
         """Per-axis face weights ``w`` (shape of ``kappa`` with one fewer node along the axis)."""
+        self._check_kappa_shape(kappa, batch=True)
         d = self.grid.ndim
         weights = []
         for a in range(d):
@@ -98,13 +121,14 @@ class FDPoissonOperator:
     def apply_raw(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Stiffness form without boundary elimination: ``(A u)_i = sum_j w_ij (u_i - u_j)``."""
         d = self.grid.ndim
+        weights = self.face_weights(kappa)  # checks kappa's shape first
         out = torch.zeros(torch.broadcast_shapes(u.shape, kappa.shape), dtype=u.dtype, device=u.device)
-        for a, w in enumerate(self.face_weights(kappa)):
+        for a, w in enumerate(weights):
             axis = u.ndim - d + a
             n = self.grid.cells[a]
             flux = w * (u.narrow(axis, 1, n) - u.narrow(axis, 0, n))
-            out.narrow(axis, 0, n).sub_(flux)
-            out.narrow(axis, 1, n).add_(flux)
+            out.narrow(out.ndim - d + a, 0, n).sub_(flux)
+            out.narrow(out.ndim - d + a, 1, n).add_(flux)
         return out
 
     def apply(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

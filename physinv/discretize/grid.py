@@ -12,6 +12,35 @@ from physinv.core.errors import InvalidParameterError
 AXIS_NAMES = "xyz"
 
 
+def _sequence(name: str, value, count: str = "") -> tuple:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise InvalidParameterError(
+            f"{name} must be a sequence{count} (one entry per axis, 2 or 3 axes); got {value!r}"
+        )
+    return tuple(value)
+
+
+def _cell_count(n) -> int:
+    """``n`` as an int: integers and integral floats; NaN, 8.5, strings... are refused."""
+    try:
+        value = float(n)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(n, (bool, str, bytes)) or not value.is_integer():
+        raise InvalidParameterError(f"cells must hold integer cell counts (>= 2 per axis); got {n!r}")
+    return int(value)
+
+
+def _length(v, given) -> float:
+    try:
+        value = float(v)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidParameterError(f"lengths must be finite and > 0 (box side lengths, e.g. m); got {given}")
+    return value
+
+
 @dataclass(frozen=True)
 class UniformGrid:
     """Uniform grid on ``[0, L_0] x ... x [0, L_{d-1}]`` with ``cells[a]`` cells per axis.
@@ -20,22 +49,28 @@ class UniformGrid:
     (units of the lengths, e.g. m).  Fields on the grid have shape
     ``(..., cells[0] + 1, ..., cells[d-1] + 1)`` in ``ij`` (matrix) order.
     Sides are named ``x0, x1, y0, y1[, z0, z1]`` (``x0``: ``x = 0``).
+    ``cells`` must be integers >= 2 (integral floats are accepted) and ``lengths``
+    (default all 1) finite and > 0; anything else raises ``InvalidParameterError``.
     """
 
     cells: tuple[int, ...]
     lengths: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        cells = tuple(int(n) for n in self.cells)
+        cells = tuple(_cell_count(n) for n in _sequence("cells", self.cells))
         if len(cells) not in (2, 3):
             raise InvalidParameterError(f"UniformGrid supports 2D and 3D; got {len(cells)} axes")
         if min(cells) < 2:
             raise InvalidParameterError(f"a grid needs at least 2 cells per axis; got cells={cells}")
-        lengths = tuple(float(v) for v in (self.lengths or (1.0,) * len(cells)))
-        if len(lengths) != len(cells) or min(lengths) <= 0:
-            raise InvalidParameterError(
-                f"lengths must be {len(cells)} positive numbers; got {self.lengths}"
-            )
+        if self.lengths is None:
+            lengths = (1.0,) * len(cells)
+        else:
+            raw = _sequence("lengths", self.lengths, f" of {len(cells)} numbers")
+            if len(raw) != len(cells):
+                raise InvalidParameterError(
+                    f"lengths must be a sequence of {len(cells)} numbers, one per axis; got {self.lengths}"
+                )
+            lengths = tuple(_length(v, self.lengths) for v in raw)
         object.__setattr__(self, "cells", cells)
         object.__setattr__(self, "lengths", lengths)
 

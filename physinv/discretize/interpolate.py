@@ -17,6 +17,16 @@ from physinv.discretize.grid import UniformGrid
 from physinv.discretize.mesh import TriMesh
 
 
+def _check_finite_points(pts: np.ndarray) -> None:
+    """Refuse sensor points with NaN/Inf coordinates (they would give NaN observations)."""
+    bad = ~np.all(np.isfinite(pts), axis=1)
+    if np.any(bad):
+        rows = np.flatnonzero(bad)
+        raise InvalidParameterError(
+            f"{rows.size} sensor point(s) have NaN/Inf coordinates (rows {rows[:5].tolist()}"
+            f"{', ...' if rows.size > 5 else ''}); every coordinate must be finite and inside the domain")
+
+
 def _gather(flat: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``y_k = sum_j w_kj flat[..., i_kj]``: the weighted point values of a flattened nodal field."""
     w = weight.to(device=flat.device, dtype=flat.dtype)
@@ -34,7 +44,8 @@ def _scatter(y: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, num_nod
 class GridPointInterpolator:
     """Linear map ``u -> (u(p_1), ..., u(p_k))`` by (bi/tri)linear interpolation.
 
-    ``points`` has shape ``(k, d)`` inside the grid's box.  Applies to fields of
+    ``points`` has shape ``(k, d)`` inside the grid's box (finite coordinates; a
+    point outside or with NaN/Inf coordinates gets a clear error).  Applies to fields of
     shape ``(..., *grid.node_shape)`` and returns ``(..., k)``; :meth:`adjoint`
     spreads ``(..., k)`` values back onto the nodes.
     """
@@ -43,9 +54,14 @@ class GridPointInterpolator:
         pts = np.asarray(torch.as_tensor(points, dtype=torch.float64).cpu())
         if pts.ndim != 2 or pts.shape[1] != grid.ndim:
             raise ShapeMismatchError(f"points must have shape (k, {grid.ndim}); got {pts.shape}")
+        _check_finite_points(pts)
         lo, hi = np.zeros(grid.ndim), np.array(grid.lengths)
-        if np.any(pts < lo - 1e-12) or np.any(pts > hi + 1e-12):
-            raise InvalidParameterError(f"sensor points must lie in the box [0, L] with L={grid.lengths}")
+        outside = np.any((pts < lo - 1e-12) | (pts > hi + 1e-12), axis=1)
+        if np.any(outside):
+            bad = pts[np.flatnonzero(outside)[0]]
+            raise InvalidParameterError(
+                f"{int(outside.sum())} sensor point(s) lie outside the grid's box, e.g. "
+                f"({', '.join(f'{v:.6g}' for v in bad)}); every point must lie in [0, L] with L={grid.lengths}")
         self.grid = grid
         self.points = pts
         h = np.array(grid.spacing)
@@ -81,7 +97,7 @@ class MeshPointInterpolator:
     ``u_h(p) = sum_j lambda_j(p) u[c_j]`` over the vertices ``c_j`` of the
     triangle holding ``p``, with ``lambda_j`` its barycentric coordinates.
     ``points`` ``(k, 2)`` (m) must lie in the mesh (up to a relative 1e-10 of
-    the mesh size); a point outside gets a clear error naming it.  Applies to
+    the mesh size); a point outside or with NaN/Inf coordinates gets a clear error.  Applies to
     fields ``(..., n_nodes)`` and returns ``(..., k)``; :meth:`adjoint` spreads
     ``(..., k)`` back onto the nodes.
     """
@@ -90,8 +106,7 @@ class MeshPointInterpolator:
         pts = np.asarray(torch.as_tensor(points, dtype=torch.float64).cpu())
         if pts.ndim != 2 or pts.shape[1] != 2:
             raise ShapeMismatchError(f"points must have shape (k, 2); got {pts.shape}")
-        if not np.all(np.isfinite(pts)):
-            raise InvalidParameterError("sensor points contain NaN/Inf coordinates")
+        _check_finite_points(pts)
         self.mesh = mesh
         self.points = pts
         corners = mesh.points[mesh.cells]  # (n_cells, 3, 2)

@@ -21,10 +21,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from physinv.core.checks import check_finite, check_positive
+from physinv.core.checks import check_finite, check_positive, check_tensor
 from physinv.core.errors import ShapeMismatchError
 from physinv.core.operator import OperatorExample, random_coefficient, register_operator
-from physinv.discretize.dirichlet import masked_apply, masked_csr
+from physinv.discretize.dirichlet import dirichlet_mask, masked_apply, masked_csr
 from physinv.discretize.mesh import TriMesh
 
 
@@ -67,6 +67,10 @@ class P1Elements:
 
     def cell_kappa(self, kappa: torch.Tensor) -> torch.Tensor:
         """kappa per cell from nodal ``(n_nodes,)`` or cell ``(n_cells,)`` values."""
+        check_tensor("kappa", kappa,
+                     f"of shape (n_nodes,)={self.mesh.num_nodes} or (n_cells,)={self.mesh.num_cells}",
+                     "kappa = f(x, y) at the nodes (x, y = mesh.points.T) or at the cell centres "
+                     "(mesh.points[mesh.cells].mean(axis=1))")
         if kappa.shape[-1:] == (self.mesh.num_cells,):
             return kappa
         if kappa.shape[-1:] == (self.mesh.num_nodes,):
@@ -81,11 +85,16 @@ class P1Elements:
         out = local.new_zeros(local.shape[:-2] + (self.mesh.num_nodes,))
         return out.index_add(-1, self.cells.reshape(-1), local.reshape(local.shape[:-2] + (-1,)))
 
+    def _local(self, ref: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Element products ``ref_e u[cells_e]`` ``(..., m, 3)``, in the promoted dtype of ``ref`` and
+        ``u`` (float32 data with float64 element data give float64, as torch's arithmetic does)."""
+        dtype = torch.promote_types(ref.dtype, u.dtype)
+        return torch.einsum("eij,...ej->...ei", ref.to(dtype), u[..., self.cells].to(dtype))
+
     def apply_raw(self, kappa: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Unconstrained stiffness product ``K(kappa) u``."""
         k = self.cell_kappa(kappa)
-        local = torch.einsum("eij,...ej->...ei", self.ref_stiffness, u[..., self.cells])
-        return self._scatter(k[..., None] * local)
+        return self._scatter(k[..., None] * self._local(self.ref_stiffness, u))
 
     def raw_diagonal(self, kappa: torch.Tensor) -> torch.Tensor:
         """Diagonal of the unconstrained stiffness ``K(kappa)``, ``(..., n_nodes)``."""
@@ -106,8 +115,8 @@ class P1Elements:
         return sp.coo_matrix((local.ravel(), (rows, cols)), shape=(n, n)).tocsr()
 
     def mass_apply(self, u: torch.Tensor) -> torch.Tensor:
-        """Consistent P1 mass matrix product ``M u``."""
-        return self._scatter(torch.einsum("eij,...ej->...ei", self.ref_mass, u[..., self.cells]))
+        """Consistent P1 mass matrix product ``M u`` (dtype promoted as in :meth:`apply_raw`)."""
+        return self._scatter(self._local(self.ref_mass, u))
 
     def assemble_mass(self) -> sp.csr_matrix:
         """Consistent P1 mass matrix ``M`` as scipy CSR."""
@@ -127,11 +136,18 @@ class P1PoissonOperator(P1Elements):
     mesh
         The triangle mesh; states have shape ``(..., n_nodes)``.
     dirichlet_nodes
-        Indices of nodes with prescribed values; defaults to the whole boundary.
+        Indices of nodes with prescribed values (integers in ``0..n_nodes-1``;
+        repeats are ignored), or a boolean mask of shape ``(n_nodes,)``;
+        defaults to the whole boundary.  See
+        :func:`~physinv.discretize.dirichlet.dirichlet_mask`.
     dtype, device
         Where the precomputed element data live.
 
-    ``kappa`` may be nodal ``(n_nodes,)`` or per cell ``(n_cells,)``.
+    ``kappa`` may be nodal ``(n_nodes,)`` or per cell ``(n_cells,)``: one
+    coefficient field (:meth:`check_kappa` and :meth:`assemble` refuse batch
+    axes).  Sources and Dirichlet data of another floating dtype than the
+    element data are promoted (float32 loads in a float64 operator give float64),
+    as in :class:`~physinv.discretize.fd.FDPoissonOperator`.
     """
 
     symmetric = True
@@ -140,19 +156,20 @@ class P1PoissonOperator(P1Elements):
         super().__init__(mesh, dtype, device)
         if dirichlet_nodes is None:
             dirichlet_nodes = mesh.boundary_nodes()
-        dirichlet_nodes = np.asarray(dirichlet_nodes, dtype=np.int64)
-        if dirichlet_nodes.size == 0:
-            raise ShapeMismatchError("at least one Dirichlet node is needed (pure Neumann is singular)")
-        mask = torch.zeros(mesh.num_nodes, dtype=torch.bool)
-        mask[torch.from_numpy(dirichlet_nodes)] = True
-        self.dirichlet_mask = mask.to(device)
+        self.dirichlet_mask = dirichlet_mask(dirichlet_nodes, mesh.num_nodes).to(device)
 
     @property
     def state_shape(self) -> tuple[int, ...]:
         return (self.mesh.num_nodes,)
 
     def check_kappa(self, kappa: torch.Tensor) -> None:
+        """Raise unless ``kappa`` is one finite, positive field ``(n_nodes,)`` or ``(n_cells,)``."""
         self.cell_kappa(kappa)
+        if kappa.ndim != 1:
+            raise ShapeMismatchError(
+                f"kappa has shape {tuple(kappa.shape)}; expected one coefficient field, (n_nodes,)="
+                f"{self.mesh.num_nodes} or (n_cells,)={self.mesh.num_cells}: each kappa of a batch needs "
+                "its own matrix and solve, so loop over the batch")
         check_positive("kappa", kappa)
 
     def _check_state(self, name: str, u: torch.Tensor) -> None:

@@ -19,6 +19,7 @@ L-curve (Hansen).  Solve for ``beta0 / factor^k``, ``k < count``, and keep the c
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from typing import Callable
 
@@ -53,13 +54,21 @@ def _combine(chosen: OptimizationResult, runs: list[OptimizationResult], converg
         calls=calls, wall_time=time.perf_counter() - start)
 
 
+def _real(x) -> float:
+    """``float(x)``, or NaN for what is no real number (a string, None...), so the checks below refuse it."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _check_sweep(beta0: float, factor: float, count: int, count_name: str) -> None:
-    if not (math.isfinite(beta0) and beta0 > 0):
+    if not (math.isfinite(_real(beta0)) and beta0 > 0):
         raise InvalidParameterError(f"the starting weight beta0 must be finite and > 0; got {beta0}")
-    if not (math.isfinite(factor) and factor > 1):
+    if not (math.isfinite(_real(factor)) and factor > 1):
         raise InvalidParameterError(f"the weight factor must be finite and > 1; got {factor}")
-    if count < 1:
-        raise InvalidParameterError(f"{count_name} must be >= 1; got {count}")
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+        raise InvalidParameterError(f"{count_name} must be an integer >= 1; got {count!r}")
 
 
 def discrepancy_search(solve: Solve, m0: torch.Tensor, beta0: float, tau: float = 1.0, factor: float = 4.0,
@@ -73,9 +82,9 @@ def discrepancy_search(solve: Solve, m0: torch.Tensor, beta0: float, tau: float 
     """
     start = time.perf_counter()
     _check_sweep(beta0, factor, max_solves, "max_solves")
-    if not (math.isfinite(tau) and tau > 0):
+    if not (math.isfinite(_real(tau)) and tau > 0):
         raise InvalidParameterError(f"the discrepancy target tau must be finite and > 0; got {tau}")
-    if band is not None and not (math.isfinite(band) and band > 0):
+    if band is not None and not (math.isfinite(_real(band)) and band > 0):
         raise InvalidParameterError(f"the discrepancy band must be finite and > 0 (or None); got {band}")
     runs: list[OptimizationResult] = []
     above: OptimizationResult | None = None  # r > tau at the smallest such beta

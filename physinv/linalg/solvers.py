@@ -19,8 +19,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 import torch
 
-from physinv.core.errors import InvalidParameterError, UnknownNameError
-from physinv.core.errors import ConvergenceError
+from physinv.core.errors import ConvergenceError, InvalidParameterError, SingularMatrixError, UnknownNameError
 from physinv.linalg.cg import cg
 from physinv.linalg.precond import AMGPreconditioner, JacobiPreconditioner
 
@@ -55,13 +54,40 @@ def checked_iterative_solve(name: str, run, shape: tuple[int, ...], rtol: float,
     return solve
 
 
+def sparse_lu(matrix) -> spla.SuperLU:
+    """SuperLU factorization of ``matrix``, with clear errors for NaN/Inf entries and a singular matrix.
+
+    Raises :class:`~physinv.core.errors.InvalidParameterError` when the matrix holds NaN/Inf and
+    :class:`~physinv.core.errors.SingularMatrixError` when SuperLU finds it exactly singular.
+    """
+    csc = matrix.tocsc()
+    if not np.all(np.isfinite(csc.data)):
+        bad = int((~np.isfinite(csc.data)).sum())
+        raise InvalidParameterError(
+            f"the assembled {csc.shape[0]}x{csc.shape[1]} matrix has {bad} NaN/Inf entries; the operator's "
+            "coefficients and geometry (grid lengths, mesh points) must be finite")
+    try:
+        return spla.splu(csc)
+    except RuntimeError as exc:
+        if "singular" not in str(exc).lower():
+            raise
+        raise SingularMatrixError(
+            f"the assembled {csc.shape[0]}x{csc.shape[1]} matrix is singular (SuperLU: {exc}); a solvable "
+            "system needs a Dirichlet condition on at least one node of every connected part (a pure Neumann "
+            "problem fixes u only up to a constant), a coefficient > 0 everywhere and every node in an element"
+        ) from None
+
+
 class DirectSolver:
-    """Sparse LU (SuperLU via scipy) of the assembled matrix: the exact baseline for small systems."""
+    """Sparse LU (SuperLU via scipy) of the assembled matrix: the exact baseline for small systems.
+
+    A singular matrix raises :class:`~physinv.core.errors.SingularMatrixError` (see :func:`sparse_lu`).
+    """
 
     name = "direct"
 
     def prepare(self, operator, theta: torch.Tensor) -> PreparedSolve:
-        lu = spla.splu(operator.assemble(theta).tocsc())
+        lu = sparse_lu(operator.assemble(theta))
         shape = tuple(operator.state_shape)
         n = int(np.prod(shape))
 

@@ -44,8 +44,12 @@ class PoissonSimulator(LinearPDESimulator):
     solver
         Linear solver (default: sparse direct).
 
-    ``kappa`` (W/(m K) or S/m: any diffusivity) has the operator's parameter
-    shape and must be finite and positive.
+    ``kappa`` (W/(m K) or S/m: any diffusivity) is one tensor of the operator's
+    parameter shape (no batch axis: each kappa needs its own factorization) and
+    must be finite and positive; a function of the coordinates must be evaluated
+    first.  Sources and Dirichlet values of another floating dtype than ``kappa``
+    are promoted by torch's rules on both discretizations (float32 sources with
+    a float64 ``kappa`` give float64 states).
     """
 
     def __init__(
