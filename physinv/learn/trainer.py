@@ -13,10 +13,13 @@ per batch, driven either
 
 Both write the same checkpoint (:mod:`physinv.learn.checkpoint`): every
 ``checkpoint_every`` steps or epochs and at the end, atomically, by rank 0.
-``resume=True`` continues from it and reproduces the uninterrupted run bit
-for bit on the same device and number of processes.  The checkpoint's
-signature (configuration, optimizer and scheduler classes, model class and
-parameter shapes, data sizes, the user's ``signature``) must match the run's.
+``resume=True`` continues from it (a missing file starts fresh; a damaged,
+truncated, foreign or old-format one raises
+:class:`~physinv.learn.checkpoint.CheckpointCorruptError` and is left as it
+is) and reproduces the uninterrupted run bit for bit on the same device and
+number of processes.  The checkpoint's signature (configuration, optimizer
+and scheduler classes, model class and parameter shapes, data sizes, the
+user's ``signature``) must match the run's.
 
 Under ``torchrun --nproc_per_node=K`` (gloo on CPU, NCCL on GPU) the model is
 wrapped in ``DistributedDataParallel``; in :meth:`Trainer.fit`,
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import time
 import warnings
@@ -50,6 +54,18 @@ SCHEDULERS = ("cosine", "step", "plateau", "none")
 __all__ = ["SCHEDULERS", "TrainConfig", "TrainResult", "Trainer", "SupervisedLoss", "mse", "relative_l2_loss"]
 
 
+def _field(name: str, value: Any, kind: type, ok: Callable[[Any], bool], allowed: str) -> Any:
+    """``value`` as ``kind`` (int or float) if it is one (bool is not; an int is a float) and ``ok``; else an error.
+
+    Raises :class:`InvalidParameterError` naming the :class:`TrainConfig` field, the value and what is allowed.
+    """
+    abstract = numbers.Integral if kind is int else numbers.Real
+    if (isinstance(value, bool) or not isinstance(value, abstract) or (kind is float and not math.isfinite(value))
+            or not ok(kind(value))):
+        raise InvalidParameterError(f"TrainConfig.{name} must be {allowed}; got {value!r}")
+    return kind(value)
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of :class:`Trainer` (all of them enter the checkpoint signature).
@@ -61,6 +77,15 @@ class TrainConfig:
     ``patience=None`` disables early stopping; ``grad_clip`` bounds the
     gradient 2-norm; ``seed`` seeds Python, NumPy and torch (``seed + rank``)
     at a fresh start, and the epoch shuffling.
+
+    Every field is checked on construction (:class:`InvalidParameterError`
+    naming the field, the value and what is allowed): integer fields take
+    ints only (not floats, not bools), with ``epochs, batch_size, step_size
+    >= 1``, ``plateau_patience >= 0``, ``patience`` None or ``>= 1`` and
+    ``0 <= seed < 2**63``; the other numbers are finite, with ``lr > 0``,
+    ``0 <= min_lr <= lr``, ``weight_decay, min_delta >= 0``, ``betas`` in
+    ``[0, 1)``, ``gamma`` in ``(0, 1]``, ``plateau_factor`` in ``(0, 1)`` and
+    ``grad_clip`` None or ``> 0``.
     """
 
     epochs: int = 100
@@ -81,15 +106,34 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)
         if self.scheduler not in SCHEDULERS:
             raise InvalidParameterError(f"unknown scheduler {self.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise InvalidParameterError(f"epochs and batch_size must be >= 1; got {self.epochs}, {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise InvalidParameterError(f"lr must be a positive finite number; got {self.lr}")
-        if self.patience is not None and self.patience < 1:
-            raise InvalidParameterError(f"patience must be >= 1 or None (no early stopping); got {self.patience}")
+        self.epochs = _field("epochs", self.epochs, int, lambda v: v >= 1, "an int >= 1")
+        self.batch_size = _field("batch_size", self.batch_size, int, lambda v: v >= 1, "an int >= 1")
+        self.lr = _field("lr", self.lr, float, lambda v: v > 0, "a finite number > 0")
+        self.weight_decay = _field("weight_decay", self.weight_decay, float, lambda v: v >= 0, "a finite number >= 0")
+        if not (isinstance(self.betas, (tuple, list)) and len(self.betas) == 2):
+            raise InvalidParameterError(f"TrainConfig.betas must be a pair (beta1, beta2); got {self.betas!r}")
+        self.betas = tuple(_field(f"betas[{i}]", b, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+                           for i, b in enumerate(self.betas))
+        self.min_lr = _field("min_lr", self.min_lr, float, lambda v: 0 <= v <= self.lr,
+                             f"a number in [0, lr] = [0, {self.lr}]")
+        self.step_size = _field("step_size", self.step_size, int, lambda v: v >= 1, "an int >= 1")
+        self.gamma = _field("gamma", self.gamma, float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+        self.plateau_factor = _field("plateau_factor", self.plateau_factor, float, lambda v: 0 < v < 1,
+                                     "a number in (0, 1)")
+        self.plateau_patience = _field("plateau_patience", self.plateau_patience, int, lambda v: v >= 0,
+                                       "an int >= 0")
+        if self.patience is not None:
+            self.patience = _field("patience", self.patience, int, lambda v: v >= 1,
+                                   "an int >= 1, or None (no early stopping)")
+        self.min_delta = _field("min_delta", self.min_delta, float, lambda v: v >= 0, "a finite number >= 0")
+        if not isinstance(self.restore_best, bool):
+            raise InvalidParameterError(f"TrainConfig.restore_best must be True or False; got {self.restore_best!r}")
+        if self.grad_clip is not None:
+            self.grad_clip = _field("grad_clip", self.grad_clip, float, lambda v: v > 0,
+                                    "a finite number > 0, or None (no clipping)")
+        self.seed = _field("seed", self.seed, int, lambda v: 0 <= v < 2**63, "an int in [0, 2**63)")
 
     def optimizer(self, model: torch.nn.Module) -> tuple[torch.optim.Optimizer, Any]:
         """AdamW on ``model``'s parameters and the configured scheduler (None for ``"none"``)."""

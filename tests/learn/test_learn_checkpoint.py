@@ -1,6 +1,11 @@
 """The one checkpoint format: exact resume, atomic writes, and clear errors for damaged or foreign files."""
 
+import fractions
+import hashlib
+import io
+import os
 import random
+import re
 
 import numpy as np
 import pytest
@@ -9,7 +14,7 @@ import torch
 import physinv
 from physinv.core.errors import InvalidParameterError, PhysinvError
 from physinv.learn import checkpoint
-from physinv.learn.checkpoint import CheckpointCorruptError, CheckpointMismatchError, read_checkpoint
+from physinv.learn.checkpoint import CheckpointCorruptError, CheckpointError, CheckpointMismatchError, read_checkpoint
 from physinv.learn.trainer import TrainConfig, Trainer
 
 
@@ -48,6 +53,15 @@ def _written(tmp_path, steps=2):
     return tmp_path / "c.pt"
 
 
+def _write_file(path, payload):
+    """A checkpoint file as documented: the header line, then the torch.save bytes of ``payload``."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    path.write_bytes(f"physinv-checkpoint-2 sha256={hashlib.sha256(data).hexdigest()} bytes={len(data)}\n".encode()
+                     + data)
+
+
 def test_n_steps_straight_equal_half_then_resume_in_a_fresh_trainer(tmp_path):
     straight = _make()
     straight.fit_steps(_batches, 8)
@@ -69,8 +83,10 @@ def test_n_steps_straight_equal_half_then_resume_in_a_fresh_trainer(tmp_path):
 
 
 def test_checkpoint_holds_the_documented_entries(tmp_path):
-    payload = torch.load(_written(tmp_path, steps=4), weights_only=False)
-    assert payload["format"] == checkpoint.FORMAT and payload["physinv_version"] == physinv.__version__
+    head, data = _written(tmp_path, steps=4).read_bytes().split(b"\n", 1)
+    assert head.decode() == f"{checkpoint.FORMAT} sha256={hashlib.sha256(data).hexdigest()} bytes={len(data)}"
+    payload = torch.load(io.BytesIO(data), weights_only=True)  # only tensors and plain Python types
+    assert payload["physinv_version"] == physinv.__version__
     assert set(checkpoint.REQUIRED) <= set(payload)
     assert payload["step"] == 4 and payload["epoch"] == 0 and payload["world_size"] == 1
     assert [h["step"] for h in payload["history"]] == [1, 2, 3, 4]
@@ -82,12 +98,10 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = _written(tmp_path)
     before = path.read_bytes()
 
-    def broken_save(obj, f):
-        with open(f, "wb") as fh:
-            fh.write(b"half a checkpoint")
+    def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", broken_save)
+    monkeypatch.setattr(os, "replace", broken_replace)  # the new checkpoint is written, its rename fails
     t = _make(path)
     with pytest.raises(OSError, match="disk full"):
         t.fit_steps(_batches, 3)
@@ -95,29 +109,43 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
 def test_a_damaged_checkpoint_is_refused_not_silently_restarted(tmp_path, damage):
     path = _written(tmp_path)
     data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00not a checkpoint" * 64,
-                      "empty": b""}[damage])
-    with pytest.raises(CheckpointCorruptError, match="truncated or damaged") as info:
+    flipped = bytearray(data)
+    flipped[-100] ^= 1
+    path.write_bytes({"truncate": data[: len(data) // 2], "flip": bytes(flipped),
+                      "garbage": b"\x00not a checkpoint" * 64, "empty": b""}[damage])
+    message = "not a physinv training checkpoint" if damage == "garbage" else "truncated or damaged"
+    with pytest.raises(CheckpointCorruptError, match=f"{re.escape(str(path))}.*{message}") as info:
         _make(path).fit_steps(_batches, 4, resume=True)
     assert isinstance(info.value, PhysinvError)
 
 
-def test_foreign_or_incomplete_files_are_refused(tmp_path):
+def test_foreign_old_or_incomplete_files_are_refused(tmp_path):
     torch.save({"model": {}, "step": 3}, tmp_path / "foreign.pt")
-    with pytest.raises(CheckpointCorruptError, match="not a physinv training checkpoint.*physinv-checkpoint-1"):
+    with pytest.raises(CheckpointCorruptError, match="not a physinv training checkpoint.*physinv-checkpoint-2"):
         _make().load(tmp_path / "foreign.pt")
     path = _written(tmp_path)
-    payload = torch.load(path, weights_only=False)
+    payload = read_checkpoint(path)
+    torch.save({**payload, "format": "physinv-checkpoint-1"}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointCorruptError, match="older format physinv-checkpoint-1.*start a new run"):
+        _make().load(tmp_path / "old.pt")
     del payload["rng"], payload["optimizer"]
-    torch.save(payload, path)
+    _write_file(path, payload)
     with pytest.raises(CheckpointCorruptError, match=r"lacks \['optimizer', 'rng'\]"):
         _make().load(path)
     with pytest.raises(CheckpointCorruptError, match="no checkpoint file"):
         read_checkpoint(tmp_path / "missing.pt")
+
+
+def test_an_intact_file_with_unsafe_content_is_not_unpickled(tmp_path):
+    payload = read_checkpoint(_written(tmp_path))
+    payload["history"].append(fractions.Fraction(1, 3))  # not among the types weights_only=True loads
+    _write_file(tmp_path / "c.pt", payload)
+    with pytest.raises(CheckpointError, match="intact but torch.load.weights_only=True. refuses.*add_safe_globals"):
+        read_checkpoint(tmp_path / "c.pt")
 
 
 def test_a_checkpoint_of_another_model_or_configuration_is_refused(tmp_path):

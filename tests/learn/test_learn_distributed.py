@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from physinv.learn import data, train_mlp
+from physinv.learn.checkpoint import read_checkpoint
 
 # 20 samples: 12 for training (global batch 8: one full and one partial batch of 4 = 2 per rank), 8 validation
 ARGS = ["--epochs", "3", "--batch-size", "8", "--hidden", "16", "--dtype", "float64", "--lr", "1e-2",
@@ -39,7 +40,7 @@ def _in_process(argv):
 
 def _final(out: Path):
     result = json.loads((out / "result.json").read_text())
-    model = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    model = read_checkpoint(out / "checkpoint.pt")["model"]
     return result, model
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from physinv.core.errors import InvalidParameterError, MissingExtraError, ShapeMismatchError
+from physinv.learn.checkpoint import read_checkpoint
 from physinv.learn.data import generate, load
 from physinv.learn.models import NIO, BoundaryFNO, DeepONet, InputGuard, InputSpec, InputSpecMismatchError
 from physinv.learn.models import fno as fno_module
@@ -111,7 +112,7 @@ def test_guarded_nio_trains_with_the_trainer_and_its_checkpoint_carries_the_spec
                       checkpoint_path=tmp_path / "ck.pt", signature=model.signature())
     result = trainer.fit((x[:32], y[:32]), (x[32:], y[32:]))
     assert result.epoch == 2 and result.history[-1]["train_loss"] < result.history[0]["train_loss"] * 1.5
-    payload = torch.load(tmp_path / "ck.pt", map_location="cpu", weights_only=False)
+    payload = read_checkpoint(tmp_path / "ck.pt")
     assert payload["signature"]["user"] == {"input_spec": spec.__dict__}
     assert InputSpec.from_state_dict(payload["model"]) == spec
     # a fresh guard built from the checkpoint's spec loads it and answers like the trained model

@@ -6,7 +6,7 @@ import torch
 
 import physinv
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError
-from physinv.learn.checkpoint import CheckpointMismatchError
+from physinv.learn.checkpoint import CheckpointMismatchError, read_checkpoint
 from physinv.learn.trainer import TrainConfig, Trainer, relative_l2_loss
 
 
@@ -42,7 +42,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert res.epoch == 6 and res.train_loss < 0.8 * res.history[0]["train_loss"]  # it learns
 
     _trainer(tmp_path / "ckpt.pt").fit(train, val, stop_after=2)
-    payload = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    payload = read_checkpoint(tmp_path / "ckpt.pt")
     assert payload["epoch"] == 2 and payload["physinv_version"] == physinv.__version__
     assert {"model", "optimizer", "scheduler", "rng", "best_model", "signature"} <= set(payload)
     torch.manual_seed(1234)  # the interrupted process's RNG state is gone (dropout draws from it)
