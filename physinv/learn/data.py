@@ -264,7 +264,10 @@ def _check_target(out: Path, overwrite: bool) -> None:
 
 
 def _open_partial_for(gen: DatasetGenerator, params: dict, identity: dict, out: Path, overwrite: bool):
-    """The partial file of ``out`` to continue: resumed when it matches, else (re)created."""
+    """The partial file of ``out`` to continue, open for writing: resumed when it matches, else (re)created.
+
+    None when the partial file is already sealed (a run stopped between sealing and renaming it).
+    """
     partial = partial_path(out)
     if partial.exists():
         try:
@@ -275,7 +278,9 @@ def _open_partial_for(gen: DatasetGenerator, params: dict, identity: dict, out: 
         else:
             try:
                 _check_identity(meta, identity, partial)
-                datafile.read_fields(partial, meta["fields"])  # chunks marked done pass their checksums
+                if meta["complete"]:
+                    h5.close()
+                    return None
                 return h5
             except DataMismatchError:
                 h5.close()
@@ -292,9 +297,9 @@ def _open_partial_for(gen: DatasetGenerator, params: dict, identity: dict, out: 
 
 
 def _fill(h5, gen: DatasetGenerator, params: dict, seed: int, chunk: int, workers: int, progress: bool) -> None:
-    """Compute and write every chunk the counter does not mark done (in ``workers`` processes)."""
+    """Compute and write every chunk the file does not record as done (in ``workers`` processes)."""
     n = h5.attrs["n"].item()
-    done = h5[DONE][()]
+    done = h5[DONE][()].any(axis=1)
     ranges = [(c * chunk, min(n, (c + 1) * chunk)) for c in range(done.size) if not done[c]]
     bar = None
     if progress:
@@ -312,8 +317,7 @@ def _fill(h5, gen: DatasetGenerator, params: dict, seed: int, chunk: int, worker
                 )
             h5[k][start:stop] = v
         h5.flush()  # data first, then the completion mark
-        h5[DONE][start // chunk] = 1
-        h5.flush()
+        datafile.mark_done(h5, start // chunk, start, stop, arrays)
         if bar is not None:
             bar.update(stop - start)
 
@@ -394,11 +398,12 @@ def generate(
             _check_identity(read_metadata(out), identity, out)
             return out  # complete with these settings: nothing to do
         h5 = _open_partial_for(gen, params, identity, out, overwrite)
-        try:
-            _fill(h5, gen, params, seed, chunk, workers, progress)
-            datafile.seal(h5)
-        finally:
-            h5.close()
+        if h5 is not None:
+            try:
+                _fill(h5, gen, params, seed, chunk, workers, progress)
+                datafile.seal(h5)
+            finally:
+                h5.close()
         os.replace(partial_path(out), out)
     return out
 
@@ -446,7 +451,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     partial = partial_path(path)
     if not path.exists() and partial.exists():
-        return datafile.read_metadata(partial)
+        return dict(datafile.read_metadata(partial, sealed=False), complete=False)  # complete once renamed
     return datafile.read_metadata(path)
 
 

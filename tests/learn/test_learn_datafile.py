@@ -1,6 +1,8 @@
 """The states of a data file and the refusals that keep a user's files intact (issue 12, items 2, 3, 4, 10)."""
 
 import json
+import os
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -62,43 +64,99 @@ def test_the_old_file_stays_until_the_replacement_is_complete(tmp_path, monkeypa
     assert path.read_bytes() == before and data.read_metadata(path)["seed"] == 1
 
 
-def test_a_flipped_value_in_a_field_is_an_error_not_a_wrong_value(tmp_path):
-    path = _small(tmp_path / "d.h5", seed=3)
-    with h5py.File(path, "r") as h5:
+def _as_partial(path):
+    """The complete file ``path`` turned back into the partial file of its generation (no seal, not complete)."""
+    partial = datafile.partial_path(path)
+    raw = bytearray(path.read_bytes())
+    raw[:datafile.USERBLOCK] = bytes(datafile.USERBLOCK)
+    partial.write_bytes(bytes(raw))
+    path.unlink()
+    with h5py.File(partial, "r+", **datafile._H5) as h5:
+        datafile._set_attrs(h5, {"complete": False})
+    assert data.read_metadata(path)["chunks_done"] == 2
+    return partial
+
+
+def _flip_chunk(path):
+    with h5py.File(path, "r", **datafile._H5) as h5:
         offset = h5["u"].id.get_chunk_info(0).byte_offset
     raw = bytearray(path.read_bytes())
     raw[offset + 40] ^= 0xFF
     raw[offset + 41] ^= 0x10
     path.write_bytes(bytes(raw))
-    with pytest.raises(data.DataFileError, match=rf"{path} is damaged.*checksum"):
+
+
+def test_a_flipped_value_in_a_field_is_an_error_not_a_wrong_value(tmp_path):
+    path = _small(tmp_path / "d.h5", seed=3)
+    _flip_chunk(path)
+    with pytest.raises(data.DataFileError, match=rf"{path} is damaged: its bytes do not match the sha256 of its seal"):
         data.load(path)
     assert cli.main(["data", "info", str(path)]) == 1
+    # a partial file has no seal yet: the chunk's fletcher32 checksum finds the flip
+    partial = _as_partial(_small(tmp_path / "p.h5", seed=3))
+    _flip_chunk(partial)
+    with pytest.raises(data.DataFileError, match=rf"{partial} is damaged: reading its fields failed the checksum"):
+        datafile.verify(partial, sealed=False)
 
 
-def _rewrite_attrs(path, **changes):
-    with h5py.File(path, "r+") as h5:
-        for key, value in changes.items():
-            h5.attrs[key] = value
-
-
-def test_changed_attributes_fail_their_digest(tmp_path):
+def test_changed_attributes_fail_the_seal_and_their_digest(tmp_path):
     path = _small(tmp_path / "d.h5", seed=3)
-    _rewrite_attrs(path, seed=4)  # as a flipped bit in the attribute would
+    with h5py.File(path, "r+", **datafile._H5) as h5:
+        h5.attrs["seed"] = 4  # as a flipped bit in the attribute would
+    with pytest.raises(data.DataFileError, match="do not match the sha256 of its seal"):
+        data.load(path)
+    partial = _as_partial(_small(tmp_path / "p.h5", seed=3))
+    with h5py.File(partial, "r+", **datafile._H5) as h5:
+        h5.attrs["seed"] = 4
     with pytest.raises(data.DataFileError, match="do not match their sha256 digest"):
-        data.load(path)
+        data.read_metadata(tmp_path / "p.h5")
 
 
-def test_a_file_without_its_chunk_counter_is_a_named_state(tmp_path):
-    """Attributes written, chunk counter missing (a kill between the two, in the old format)."""
+def test_a_truncated_or_unsealed_complete_file_is_damaged(tmp_path):
     path = _small(tmp_path / "d.h5")
-    with h5py.File(path, "r+") as h5:
-        del h5[datafile.DONE]
-    with pytest.raises(data.DataFileError, match="chunk counter '_chunks_done' is missing"):
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-100])
+    with pytest.raises(data.DataFileError, match="truncated or appended to"):
         data.load(path)
-    with pytest.raises(data.DataFileError, match="chunk counter"):
-        _small(path)  # resume: refused with the same words, the file untouched
-    _small(path, overwrite=True)  # a physinv data set: --overwrite may replace it
-    assert len(data.load(path)) == 4
+    unsealed = bytearray(raw)
+    unsealed[:datafile.USERBLOCK] = bytes(datafile.USERBLOCK)
+    path.write_bytes(bytes(unsealed))
+    with pytest.raises(data.DataFileError, match="without its seal"):
+        data.load(path)
+
+
+def test_a_partial_file_without_its_chunk_record_is_started_over(tmp_path):
+    """Attributes written, chunk record missing (a kill between the two, in the old format)."""
+    path = tmp_path / "d.h5"
+    partial = _as_partial(_small(path))
+    with h5py.File(partial, "r+", **datafile._H5) as h5:
+        del h5[datafile.DONE]
+    with pytest.raises(data.DataFileError, match="chunk record '_chunk_sha256' is missing"):
+        data.read_metadata(path)
+    with pytest.warns(UserWarning, match="chunk record.*starting it over"):
+        _small(path)
+    assert len(data.load(path)) == 4 and not partial.exists()
+
+
+def test_a_run_stopped_between_sealing_and_renaming_is_finished_by_the_rerun(tmp_path, monkeypatch):
+    path = tmp_path / "d.h5"
+    replace = os.replace
+
+    def killed_before_the_rename(src, dst):
+        if Path(src) == datafile.partial_path(path):
+            raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_before_the_rename)
+    with pytest.raises(KeyboardInterrupt):
+        _small(path)
+    monkeypatch.undo()
+    assert not path.exists() and datafile.check_seal(datafile.partial_path(path))
+    with pytest.raises(data.IncompleteDataError):
+        data.load(path)
+    monkeypatch.setattr(data, "_simulate_range", lambda *a: pytest.fail("nothing is left to compute"))
+    _small(path)
+    assert data.read_metadata(path)["complete"] and not datafile.partial_path(path).exists()
 
 
 def test_a_damaged_partial_file_is_started_over(tmp_path):
