@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> dict:
     cfg, out, device = case.cfg, case.out, case.device
     print(f"calderon_nio: {case.setting} setting, {cfg['n']}x{cfg['n']} grid, L={cfg['L']}, "
           f"{cfg['n_train']}/{cfg['n_val']}/{cfg['n_test']} train/val/test, device {device}", flush=True)
-    ds = make_data(out, cfg, args.seed, case.progress)
+    ds = make_data(case.work, cfg, args.seed, case.progress)
     a_all, neu_all = ds.data["a"].float(), ds.data["neumann"].float()
     i1, i2 = cfg["n_train"], cfg["n_train"] + cfg["n_val"]
     data = {"x_train": network_inputs(neu_all[:i1]).to(device), "y_train": a_all[:i1].to(device),
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> dict:
     x_clean = network_inputs(noisy_test[0.0])
     metrics = inference_times(trained, x_clean)
     for name in METHODS:
-        ok, refuses = check_reload(out / "models" / f"{name}.pt", x_clean[:8], preds[name][0.0][:8])
+        ok, refuses = check_reload(case.work / "models" / f"{name}.pt", x_clean[:8], preds[name][0.0][:8])
         metrics.update({f"{name}_checkpoint_reload_ok": float(ok), f"{name}_checkpoint_refuses_other_L": float(refuses)})
 
     # PDE-constrained optimization on the first test samples, 1% noise (the networks' noise-1 data)

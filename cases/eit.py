@@ -111,9 +111,9 @@ def run(args: argparse.Namespace) -> dict:
           f"train/val/test, Gauss-Newton on {cfg['n_gn']} test + {cfg['n_single']} single-inclusion phantoms, "
           f"device {device}", flush=True)
     total = cfg["n_train"] + cfg["n_val"] + cfg["n_test"]
-    ds = make_dataset(out, "eit", f"eit_N{total}_seed{args.seed}", total, args.seed, {"n": n}, cfg["workers"],
+    ds = make_dataset(case.work, "eit", f"eit_N{total}_seed{args.seed}", total, args.seed, {"n": n}, cfg["workers"],
                       case.progress)
-    single = make_dataset(out, "eit", f"eit_single_N{cfg['n_single']}_seed{args.seed + 1}", cfg["n_single"],
+    single = make_dataset(case.work, "eit", f"eit_single_N{cfg['n_single']}_seed{args.seed + 1}", cfg["n_single"],
                           args.seed + 1, {"n": n, "max_inclusions": 1}, 1, case.progress)
     print(f"  data: {ds.path}, {single.path} ({ds.seconds + single.seconds:.1f} s)", flush=True)
     volts, sig = ds.data["voltages"].float(), ds.data["sigma"].float()

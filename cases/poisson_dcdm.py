@@ -54,8 +54,8 @@ def make_operator(n: int, kind: str, seed: int, device) -> FluidPoissonOperator:
     return FluidPoissonOperator(box_with_obstacles(n, kind=kind, seed=seed), device=device)
 
 
-def train(op, cfg, out: Path, args, device) -> tuple[DCDMNet, list[float]]:
-    data_path = out / "train_data.pt"
+def train(op, cfg, work: Path, args, device) -> tuple[DCDMNet, list[float]]:
+    data_path = work / "train_data.pt"
     matvec64 = op.bind(None, dtype=torch.float64)
     fluid_only = lambda x: op.restrict(matvec64(op.restrict(x)))  # noqa: E731  (no identity rows in the spectrum)
     t0 = time.perf_counter()
@@ -77,10 +77,10 @@ def train(op, cfg, out: Path, args, device) -> tuple[DCDMNet, list[float]]:
         return rhs[order[start:start + cfg["batch"]]]
 
     trainer = Trainer(net, lambda m, b: dcdm_loss(matvec32, b, op.restrict(m(b))), config=config,
-                      signature=network_signature(net), checkpoint_path=out / "dcdm.pt", checkpoint_every=100,
+                      signature=network_signature(net), checkpoint_path=work / "dcdm.pt", checkpoint_every=100,
                       device=str(device), progress=True)
-    if args.resume and (out / "dcdm.pt").exists():
-        trainer.load(out / "dcdm.pt")
+    if args.resume and (work / "dcdm.pt").exists():
+        trainer.load(work / "dcdm.pt")
         print(f"  resumed from step {trainer.step}", flush=True)
     t0 = time.perf_counter()
     losses = [h["train_loss"] for h in trainer.fit_steps(batches, cfg["steps"]).history]
@@ -124,12 +124,11 @@ def evaluate(op, net, label: str, seed: int, device) -> dict:
 def run_case(args: argparse.Namespace) -> dict:
     case = start_case(args, SETTINGS)
     cfg, out, device = case.cfg, case.out, case.device
-    out.mkdir(parents=True, exist_ok=True)
     n_train, n_test = cfg["train"], cfg["test"]
     print(f"poisson_dcdm: {'quick' if args.quick else 'full'} setting, train at {n_train}^3, "
           f"test at {n_train}^3 and {n_test}^3, device {device}", flush=True)
     train_op = make_operator(n_train, "spheres", args.seed, device)
-    net, history = train(train_op, cfg, out, args, device)
+    net, history = train(train_op, cfg, case.work, args, device)
 
     systems = {
         str(n_train): train_op,

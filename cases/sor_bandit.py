@@ -42,7 +42,7 @@ from physinv.learn.relaxation import (
 from physinv.linalg.sor import DEFAULT_MAXITER, DEFAULT_TOL
 from physinv.viz.figures import plt, save_figure
 
-SETTINGS = {"quick": dict(instances=1000), "full": dict(instances=5000)}
+SETTINGS = {"quick": dict(instances=1000), "full": dict(instances=5000), "smoke": dict(instances=100)}
 FIXED_OMEGAS = (1.0, 1.2, 1.4, 1.6, 1.8)
 CONTEXT_BINS = 5
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> dict:
     case = start_case(args, SETTINGS)
     T, rng = case.cfg["instances"], case.rng
     family = ShiftedLaplacianFamily(10)
-    print(f"sor_bandit: {'quick' if args.quick else 'full'} setting, {T} instances, {args.variance} variance, "
+    print(f"sor_bandit: {case.setting} setting, {T} instances, {args.variance} variance, "
           f"n = {family.n}, tol {DEFAULT_TOL:g}, cap {DEFAULT_MAXITER} (CPU)", flush=True)
     c, b = family.sample(T, rng, args.variance)
     lam = family.lambda_min(c)
@@ -98,11 +98,12 @@ def run(args: argparse.Namespace) -> dict:
                for k in range(CONTEXT_BINS) if np.any(bins[half] == k)]
     metrics["iters_best_fixed_per_bin"] = float(np.sum(per_bin) / (T - T // 2))
 
-    write_outputs(case.out, metrics, table, incurred, c, best_k, args)
+    write_outputs(case.out, metrics, table, incurred, c, best_k, args, case.setting)
     return metrics
 
 
-def write_outputs(out: Path, metrics: dict, table, incurred: dict, c: np.ndarray, best_k: int, args) -> None:
+def write_outputs(out: Path, metrics: dict, table, incurred: dict, c: np.ndarray, best_k: int, args,
+                  setting: str) -> None:
     T = table.grid.shape[0]
     # (a) iterations vs omega for a few instances across the range of c
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -144,8 +145,7 @@ def write_outputs(out: Path, metrics: dict, table, incurred: dict, c: np.ndarray
     best = metrics["iters_best_fixed"]
     table_md = "\n".join(f"| {name} | {value:.1f} | {value / best:.3f} |" for name, value in rows)
     verdict = "meets" if metrics["bandit_over_best_fixed"] <= 1.3 else "does NOT meet"
-    setting = f"{'quick' if args.quick else 'full'}, seed {args.seed}, {args.variance} variance"
-    report = f"""# SOR relaxation parameter chosen online ({setting})
+    report = f"""# SOR relaxation parameter chosen online ({setting}, seed {args.seed}, {args.variance} variance)
 
 {T} shifted-Laplacian systems (A0 + cI) x = b, 100 unknowns, SOR from x = 0 to relative residual 1e-8
 (cap 10,000). omega* ranges over [{metrics['omega_star_min']:.3f}, {metrics['omega_star_max']:.3f}];
@@ -171,6 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "accepted for a uniform command line; this case runs on the CPU (NumPy/SciPy)")
     parser.add_argument("--variance", default="high", choices=["high", "low"],
                         help="shift distribution: -0.15 + 0.6 Beta(0.5, 1.5) (high) or Beta(2, 6) (low)")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # 100 instances, for the tests
     return parser.parse_args(argv)
 
 

@@ -24,6 +24,15 @@ from physinv.core.errors import PhysinvError, UnknownNameError
 from physinv.core.registry import CASES, VALIDATIONS, register_case
 
 
+def seed_argument(text: str) -> int:
+    """Type of the ``--seed`` options: an integer in ``[0, 2**64)``, else argparse's usage error (exit 2)."""
+    from physinv.core.seeding import check_seed  # imports torch: only when a seed is given
+
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 and < 2**64; got {text!r}") from None
+
 
 def cases_dir() -> Path:
     """``cases/`` of the source tree (the package is installed editable from it)."""
@@ -75,9 +84,7 @@ def cmd_validate(args, rest) -> int:
     return VALIDATIONS.get(args.name).main(rest)
 
 
-def cmd_verify(args, rest) -> int:
-    if rest:
-        raise UnknownNameError(f"unexpected arguments {rest}")
+def cmd_verify(args, _rest) -> int:
     from physinv.core import verification
 
     results = verification.verify_all(args.names or None)
@@ -98,9 +105,7 @@ def _param_value(text: str):
         return key, value
 
 
-def cmd_data(args, rest) -> int:
-    if rest:
-        raise UnknownNameError(f"unexpected arguments {rest}")
+def cmd_data(args, _rest) -> int:
     from physinv.learn import data
 
     for module in args.module:  # user modules that call register_dataset
@@ -152,10 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a case study; other flags go to the case (see physinv run NAME --help)",
                        add_help=False)
     p.add_argument("name", help="case name (physinv cases lists them)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="the case's flags")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("validate", help="validate a simulator against references (physinv validate poisson --help)",
                        add_help=False)
     p.add_argument("name", help="a registered validation (physinv validate --help lists them)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="the validation's flags")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("verify", help="Taylor, dot-product and gradcheck tests of registered simulators")
     p.add_argument("names", nargs="*", help="simulator names (default: all registered)")
@@ -171,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", help="data-set generator (physinv data list)")
     q.add_argument("--n", type=int, required=True, help="number of samples")
     q.add_argument("--out", required=True, help="output HDF5 file")
-    q.add_argument("--seed", type=int, default=0, help="sample i is drawn from default_rng([seed, i])")
+    q.add_argument("--seed", type=seed_argument, default=0,
+                   help="integer in [0, 2**64); sample i is drawn from default_rng([seed, i])")
     q.add_argument("--workers", type=int, default=1, help="worker processes (CPU cores)")
     q.add_argument("--chunk", type=int, default=64, help="samples per chunk (unit of resume and HDF5 chunking)")
     q.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -198,9 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: physinv {argv[0]} NAME [flags of NAME; physinv {argv[0]} NAME --help lists them]\n")
         print("NAME is one of: " + ", ".join(names))
         return 0
-    args, rest = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)  # unknown flags: usage error, exit 2; run and validate pass theirs on
     try:
-        return args.func(args, rest)
+        return args.func(args, getattr(args, "rest", []))
     except PhysinvError as exc:
         print(f"physinv: error: {exc}", file=sys.stderr)
         return 2

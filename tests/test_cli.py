@@ -39,3 +39,20 @@ def test_unknown_names_are_clear_errors():
     assert proc.returncode == 2 and "unknown validation 'heat'" in proc.stderr and "poisson" in proc.stderr
     proc = physinv("verify", "poisson-fd-9d")
     assert proc.returncode == 2 and "unknown simulator" in proc.stderr and "poisson-fd-2d" in proc.stderr
+
+
+def test_unknown_flags_are_usage_errors():
+    proc = physinv("cases", "--bogus")
+    assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr
+
+
+def test_validate_help_names_the_physinv_command():
+    proc = physinv("validate", "poisson", "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: physinv validate poisson")
+
+
+def test_data_generate_refuses_a_negative_seed(tmp_path):
+    path = tmp_path / "d.h5"
+    proc = physinv("data", "generate", "poisson-2d-kappa", "--n", "2", "--out", str(path), "--seed", "-1")
+    assert proc.returncode == 2 and "argument --seed: must be an integer >= 0 and < 2**64; got '-1'" in proc.stderr
+    assert not path.exists()

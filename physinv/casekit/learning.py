@@ -37,7 +37,7 @@ def train_methods(run: CaseRun, methods: Sequence[str], labels: Mapping[str, str
     for name in methods:
         print(f"  training {labels[name]} ...", flush=True)
         trained[name] = train_and_save(name, build, run.cfg["models"][name], run.cfg["train"], data,
-                                       run.out / "models", run.device, run.args.seed, run.args.resume, run.progress)
+                                       run.work / "models", run.device, run.args.seed, run.args.resume, run.progress)
         r = trained[name]["result"]
         print(f"  {labels[name]:12s} {trained[name]['params']} parameters, {r.epoch} epochs (best {r.best_epoch}), "
               f"{trained[name]['seconds']:.1f} s, best val MSE {r.best_val:.3g}", flush=True)

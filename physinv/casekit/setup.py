@@ -23,12 +23,19 @@ NOISE_STREAMS = {"test": 0, "single": 7, "train": 13, "val": 17}
 
 @dataclass
 class CaseRun:
-    """What a case knows once started: its setting's name and table, folder, device, progress, clock."""
+    """What a case knows once started: its setting's name and table, folders, device, progress, clock.
+
+    ``out`` is where the run writes its outputs (metrics.json, report.md, figures): the staging
+    folder of its :class:`~physinv.casekit.outputs.RunFolder`, moved into ``DIR`` as one set when
+    the run succeeds.  ``work`` is ``DIR`` itself, for what later runs reuse: data sets in
+    ``data/``, trained models and their checkpoints in ``models/``.
+    """
 
     args: argparse.Namespace
     setting: str
     cfg: Mapping
     out: Path
+    work: Path
     device: torch.device
     progress: bool
     rng: np.random.Generator
@@ -45,7 +52,8 @@ def start_case(args: argparse.Namespace, settings: Mapping[str, Mapping]) -> Cas
     Parameters
     ----------
     args : argparse.Namespace
-        Parsed command line of :func:`~physinv.casekit.command.case_parser`.
+        Parsed command line of :func:`~physinv.casekit.command.case_parser`, with the
+        ``run_folder`` that :func:`~physinv.casekit.command.case_main` gives it.
     settings : Mapping
         ``{"quick": ..., "full": ...}`` and, for the cases with ``--smoke``, ``"smoke"``.
     """
@@ -53,7 +61,8 @@ def start_case(args: argparse.Namespace, settings: Mapping[str, Mapping]) -> Cas
     if setting not in settings:
         raise UnknownNameError(f"the case has no {setting!r} setting; it has {', '.join(settings)}")
     rng = seed_everything(args.seed)
-    return CaseRun(args, setting, settings[setting], Path(args.out), resolve_device(args.device),
+    folder = args.run_folder
+    return CaseRun(args, setting, settings[setting], folder.stage, folder.dir, resolve_device(args.device),
                    not getattr(args, "no_progress", False), rng)
 
 

@@ -12,9 +12,9 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "FAIL"
 
 
-def validation_parser(module: str, description: str) -> argparse.ArgumentParser:
-    """Parser for ``python -m MODULE`` with ``--json``; the study adds its own flags."""
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+def validation_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """Parser for ``physinv validate NAME`` with ``--json``; the study adds its own flags."""
+    parser = argparse.ArgumentParser(prog=f"physinv validate {name}", description=description)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 

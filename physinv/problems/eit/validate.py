@@ -400,7 +400,7 @@ def format_report(result: dict) -> str:
 
 def main(argv=None) -> int:
     """Command line: ``python -m physinv.problems.eit.validate [--json] [--quick]``."""
-    parser = validation_parser("physinv.problems.eit.validate", "Torch complete electrode model vs DOLFINx, and convergence of the continuum EIT model.")
+    parser = validation_parser("eit", "Torch complete electrode model vs DOLFINx, and convergence of the continuum EIT model.")
     parser.add_argument("--quick", action="store_true", help="two CEM meshes, no finest continuum mesh")
     args = parser.parse_args(argv)
     result = validate_eit(quick=args.quick)

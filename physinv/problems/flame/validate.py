@@ -316,7 +316,7 @@ def format_report(result: dict) -> str:
 
 def main(argv=None) -> int:
     """Command line: ``python -m physinv.problems.flame.validate [--json] [--levels N]``."""
-    parser = validation_parser("physinv.problems.flame.validate", "Grid convergence of the 1D flame speed and agreement with the FlamePINN-1D references.")
+    parser = validation_parser("flame", "Grid convergence of the 1D flame speed and agreement with the FlamePINN-1D references.")
     parser.add_argument("--levels", type=int, default=6, help="grids in the convergence study (default 6, >= 3)")
     parser.add_argument("--reference-points", type=int, nargs="+", default=[1000, 2000], metavar="N",
                         help="point counts for re-running the reference scheme at phi=0.46 "

@@ -379,7 +379,7 @@ def _rank() -> int:
 
 def main(argv=None) -> int:
     """Command line: ``python -m physinv.problems.poisson.validate [--json] [--levels N] [--no-dolfinx]``."""
-    parser = validation_parser("physinv.problems.poisson.validate", "Convergence rates of the FD and P1 Poisson operators and agreement with DOLFINx.")
+    parser = validation_parser("poisson", "Convergence rates of the FD and P1 Poisson operators and agreement with DOLFINx.")
     parser.add_argument("--levels", type=int, default=4, help="meshes per convergence study (default 4)")
     parser.add_argument("--no-dolfinx", action="store_true", help="skip the DOLFINx cross-check")
     parser.add_argument("--ksp", default="lu", choices=("lu", "cg-gamg"), help="DOLFINx linear solver")
