@@ -29,6 +29,9 @@ def test_verify_checks_every_registered_simulator():
     results = json.loads(proc.stdout)
     assert {"poisson-fd-2d", "poisson-fd-3d", "poisson-p1"} <= set(results)
     for name, r in results.items():
+        if r.get("skipped"):  # an example that needs a missing optional extra (e.g. DOLFINx)
+            assert "pip install" in r["skipped"], name
+            continue
         assert 1.9 <= r["taylor_slope"] <= 2.1, name
         assert max(r["dot_tests"].values()) <= 1e-10, name
         assert r["gradcheck"] and r["passed"], name

@@ -24,8 +24,9 @@ from physinv.core.errors import (
 )
 from physinv.core.extras import require
 
-__all__ = ["DolfinxSolveError", "KSP_CHOICES", "as_float_array", "check_mesh_arrays", "import_dolfinx",
-           "mesh_boundary_nodes", "petsc_options", "petsc_prefix"]
+__all__ = ["DolfinxSolveError", "KSP_CHOICES", "as_float_array", "cell_dofs", "check_mesh_arrays",
+           "create_triangle_mesh", "import_dolfinx", "mesh_boundary_nodes", "node_dofs", "petsc_options",
+           "petsc_prefix"]
 
 #: Linear solvers of the references: MUMPS LU, or CG preconditioned by PETSc GAMG.
 KSP_CHOICES = ("lu", "cg-gamg")
@@ -125,3 +126,58 @@ def petsc_options(ksp: str, rtol: float, max_it: int) -> dict:
             "ksp_norm_type": "unpreconditioned",
         }
     raise InvalidParameterError(f"unknown ksp {ksp!r}; allowed: {', '.join(KSP_CHOICES)}")
+
+
+def create_triangle_mesh(points, cells, comm=None):
+    """A DOLFINx mesh of exactly these triangles (affine P1 geometry), e.g. of a :class:`~physinv.discretize.mesh.TriMesh`.
+
+    Parameters
+    ----------
+    points
+        ``(n_nodes, 2)`` node coordinates (m); every point must belong to a triangle.
+    cells
+        ``(n_cells, 3)`` vertex indices.
+    comm
+        MPI communicator (default ``MPI.COMM_SELF``: a serial mesh, what
+        :class:`~physinv.fem.form_simulator.FormSimulator` needs).
+
+    DOLFINx renumbers nodes and cells; :func:`node_dofs` and :func:`cell_dofs`
+    give the dof of each input node (P1 space) and input cell (DG0 space).
+    """
+    points, cells = check_mesh_arrays(points, cells)
+    dolfinx = import_dolfinx("building a DOLFINx mesh")
+    import basix.ufl
+    from mpi4py import MPI
+
+    comm = MPI.COMM_SELF if comm is None else comm
+    element = basix.ufl.element("Lagrange", "triangle", 1, shape=(2,))
+    if comm.rank == 0:
+        return dolfinx.mesh.create_mesh(comm, cells, element, points)
+    return dolfinx.mesh.create_mesh(comm, np.empty((0, 3), dtype=np.int64), element, np.empty((0, 2)))
+
+
+def node_dofs(V) -> np.ndarray:
+    """``(n_nodes,)``: the dof of a scalar P1 space ``V`` at each input node of its mesh (serial meshes).
+
+    ``u_nodes = u.x.array[node_dofs(V)]`` puts a DOLFINx P1 vector in the order of the
+    points the mesh was made from; ``u.x.array[node_dofs(V)] = u_nodes`` goes back.
+    """
+    msh = V.mesh
+    original = np.asarray(msh.geometry.input_global_indices, dtype=np.int64)
+    n = V.dofmap.index_map.size_local
+    if msh.comm.size != 1 or V.dofmap.bs != 1 or V.dofmap.list.shape[1] != msh.geometry.dofmaps[0].shape[1]:
+        raise PhysinvError("node_dofs needs a scalar P1 space on a serial mesh with P1 geometry")
+    out = np.full(n, -1, dtype=np.int64)
+    out[original[msh.geometry.dofmaps[0].ravel()]] = V.dofmap.list.ravel()
+    return out
+
+
+def cell_dofs(M) -> np.ndarray:
+    """``(n_cells,)``: the dof of a DG0 space ``M`` in each input cell of its mesh (serial meshes)."""
+    msh = M.mesh
+    original = np.asarray(msh.topology.original_cell_index, dtype=np.int64)
+    if msh.comm.size != 1 or M.dofmap.list.shape[1] != 1 or M.dofmap.bs != 1:
+        raise PhysinvError("cell_dofs needs a scalar DG0 space on a serial mesh")
+    out = np.full(len(original), -1, dtype=np.int64)
+    out[original] = M.dofmap.list[: len(original), 0]
+    return out

@@ -3,7 +3,8 @@
 * :mod:`~physinv.problems.poisson`: ``-div(kappa grad u) = f`` (finite differences, P1), its data set and DOLFINx reference;
 * :mod:`~physinv.problems.calderon`: the Calderón problem (Dirichlet-to-Neumann map) on the unit square;
 * :mod:`~physinv.problems.eit`: electrical impedance tomography with the complete electrode model;
-* :mod:`~physinv.problems.flame`: the 1D premixed flame with its speed as an eigenvalue.
+* :mod:`~physinv.problems.flame`: the 1D premixed flame with its speed as an eigenvalue;
+* :mod:`~physinv.problems.forms`: PDEs written in UFL as DOLFINx form simulators (nonlinear diffusion example).
 
 Each package registers its simulators, data sets and validations in
 :mod:`physinv.core.registry` when imported; the packages are declared under
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 
-PACKAGES = ("poisson", "calderon", "eit", "flame")
+PACKAGES = ("poisson", "calderon", "eit", "flame", "forms")
 
 __all__ = list(PACKAGES)
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import physinv.core.registry as registry_module
+from physinv.core.errors import MissingExtraError
 from physinv.core.simulator import (
     LinearOperatorPair,
     Simulator,
@@ -22,6 +23,14 @@ from physinv.core.verification import DOT_TOL, SLOPE_BOUNDS, format_results, ver
 NAMES = sorted(registered_simulators())
 
 
+def _example(name):
+    """The simulator's tiny example, or a skip when it needs a missing optional extra (e.g. DOLFINx)."""
+    try:
+        return get_simulator_spec(name).make_example(torch.float64, torch.device("cpu"))
+    except MissingExtraError as exc:
+        pytest.skip(f"{name} needs a missing extra: {exc}")
+
+
 def test_registry_is_not_empty():
     assert {"poisson-fd-2d", "poisson-fd-3d", "poisson-p1"} <= set(NAMES)
     assert SLOPE_BOUNDS == (1.9, 2.1) and DOT_TOL == 1e-10
@@ -29,6 +38,7 @@ def test_registry_is_not_empty():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_verification_ladder(name):
+    _example(name)
     result = verify_simulator(name)
     assert SLOPE_BOUNDS[0] <= result["taylor_slope"] <= SLOPE_BOUNDS[1], result["taylor_remainders"]
     assert "jacobian" in result["dot_tests"]
@@ -41,7 +51,7 @@ def test_verification_ladder(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_example_contract(name):
     """Independent of verify_simulator: the example is well formed and its operators are adjoint pairs."""
-    example = get_simulator_spec(name).make_example(torch.float64, torch.device("cpu"))
+    example = _example(name)
     assert isinstance(example.simulator, Simulator)
     example.simulator.check_parameters(example.m0)  # the linearization point is admissible
     out = example.simulator(example.m0)
@@ -126,3 +136,16 @@ def test_wrong_gradient_gives_first_order_taylor_remainder():
     assert 1.9 <= taylor_test(lambda m: _Toy()(m).sum(), m0, dm, h0=1e-3).slope <= 2.1
     assert jacobian_dot_test(_Toy(), m0, dm, torch.ones(3, dtype=torch.float64)) <= 1e-14
     assert gradcheck_model(_Toy(), m0) is True
+
+
+def test_examples_needing_a_missing_extra_are_skipped_not_failed(monkeypatch):
+    monkeypatch.setattr(registry_module.SIMULATORS, "_entries", {})
+    monkeypatch.setattr(registry_module, "_loaded", True)
+
+    def needs_extra(dtype, device):
+        raise MissingExtraError("optional dependency 'dolfinx' is not installed; install it with: pip install 'physinv[fem]'")
+
+    register_simulator("toy-fem", "needs the fem extra")(needs_extra)
+    results = verify_all()
+    assert results["toy-fem"]["passed"] is None and "physinv[fem]" in results["toy-fem"]["skipped"]
+    assert "toy-fem" in format_results(results) and "skipped" in format_results(results)

@@ -1,0 +1,973 @@
+r"""Any DOLFINx variational problem as a differentiable physinv simulator.
+
+The user writes the residual of a (possibly nonlinear) PDE in UFL,
+
+.. math::
+
+    F(u, m; v) = 0 \quad \forall v \in V_0, \qquad u = g \text{ on the Dirichlet dofs},
+
+with the state ``u`` in a DOLFINx function space ``V`` and the control ``m``
+in a space ``M`` (DG0, P1, any DOLFINx space) or a vector of ``k`` real
+constants.  :class:`FormSimulator` turns ``m -> obs(u(m), m)`` into a
+:class:`torch.nn.Module` that torch differentiates in both modes, exactly (to
+round-off) and without unrolling Newton iterations:
+
+* **forward**: Newton's method on ``F(u, m) = 0`` with the Jacobian
+  ``J_u = dF/du`` assembled from ``ufl.derivative(F, u)``; a residual that is
+  affine in ``u`` is detected symbolically and solved by one linear solve.
+  Linear systems are solved with PETSc (MUMPS LU by default);
+* **reverse mode** (the gradient): one adjoint solve per experiment,
+
+  .. math::
+
+      J_u^T \lambda = \Big(\frac{\partial\,\mathrm{obs}}{\partial u}\Big)^T g,
+      \qquad \lambda = 0 \text{ on the Dirichlet dofs},
+
+      \nabla_m = -\Big(\frac{\partial F}{\partial m}\Big)^T \lambda
+                 + \Big(\frac{\partial\,\mathrm{obs}}{\partial m}\Big)^T g,
+
+  ``g`` the upstream gradient of the observation; the transposed solve
+  reuses the factorization of ``J_u``;
+* **forward mode** (``J dm``, what the Gauss-Newton-CG of
+  :mod:`physinv.invert` uses through :func:`torch.autograd.forward_ad`):
+  one tangent solve ``J_u du = -(dF/dm) dm`` (``du = 0`` on the Dirichlet
+  dofs), then ``d obs = (d obs/du) du + (d obs/dm) dm``.
+
+``dF/dm`` is assembled as the sparse matrix of
+``ufl.derivative(F, m, TrialFunction(M))`` once per linearization point and
+serves both modes (for a vector of constants, ``m`` is a ``ufl.variable`` and
+its columns are the vectors of ``ufl.diff``).  Dirichlet data do not depend on
+``m``: with the Dirichlet rows of the discrete system written as
+``u_D - g = 0``, the adjoint and tangent systems are ``J_u`` with those rows and
+columns replaced by the identity and zero right-hand side there, which is what
+the code assembles.
+
+Example
+-------
+>>> msh = dolfinx.mesh.create_unit_square(MPI.COMM_SELF, 16, 16)
+>>> V = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
+>>> M = dolfinx.fem.functionspace(msh, ("DG", 0))           # m: one value per cell
+>>> def residual(u, m, v):                                  # -div(e^m (1 + u^2) grad u) = 1
+...     return ufl.exp(m) * (1 + u**2) * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx - v * ufl.dx
+>>> sim = FormSimulator(V, M, residual, bcs=[("boundary", 0.0)], observe=[[0.3, 0.4], [0.7, 0.5]])
+>>> m = torch.zeros(sim.num_controls, dtype=torch.float64, requires_grad=True)
+>>> sim(m).sum().backward()                                 # one Newton solve, one adjoint solve
+>>> m.grad.shape
+torch.Size([512])
+
+DOLFINx is imported when a simulator is built (:func:`~physinv.fem.dolfinx.import_dolfinx`):
+importing this module does not import it, and a missing DOLFINx raises
+:class:`~physinv.core.errors.MissingExtraError` naming ``physinv[fem]``.
+
+Limits: serial meshes only (``comm.size == 1``; the mesh may live on
+``MPI.COMM_WORLD`` of a one-process run); real float64 only; Dirichlet
+values fixed (not controls).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from physinv.core.errors import (
+    ConvergenceError,
+    InvalidParameterError,
+    PhysinvError,
+    ShapeMismatchError,
+)
+from physinv.core.simulator import Simulator
+from physinv.fem.dolfinx import DolfinxSolveError, import_dolfinx, petsc_prefix
+
+__all__ = ["FormRegularizer", "FormSimulator", "NewtonError", "point_evaluation_matrix"]
+
+#: PETSc options of the linear solves: MUMPS LU (user options are laid over these).
+DEFAULT_PETSC_OPTIONS = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+
+_SHOWN = 5  # offenders listed in an error message
+
+
+class NewtonError(ConvergenceError):
+    """Newton's method on ``F(u, m) = 0`` diverged or did not converge in ``max_it`` iterations.
+
+    ``history`` holds the residual norms ``||F(u_k)||`` (free dofs), one per iterate.
+    """
+
+    def __init__(self, message: str, history: Sequence[float]):
+        super().__init__(message)
+        self.history = list(history)
+
+
+def _history(norms: Sequence[float]) -> str:
+    return ", ".join(f"{r:.3e}" for r in norms)
+
+
+# --------------------------------------------------------------------------
+# point observation
+
+
+def point_evaluation_matrix(V, points) -> "Any":
+    r"""Sparse matrix ``P`` with ``(P u)_i = u_h(x_i)``: point values of a DOLFINx function.
+
+    Each point is located in a cell (bounding-box tree, then
+    ``compute_colliding_cells``), pulled back to the reference cell, and the
+    cell's basis functions are tabulated there with basix:
+    ``P[i, dof_j] = phi_j(x_i)``.  On a cell boundary the first colliding cell
+    is used (the same value for continuous spaces).
+
+    Parameters
+    ----------
+    V
+        A DOLFINx function space on a serial mesh; scalar or blocked (vector)
+        Lagrange-type elements (no dof transformations, e.g. no Nédélec).
+    points
+        ``(n_points, gdim)`` coordinates (m) inside the mesh.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``(n_points * bs, n_dofs)``, rows point-major: row ``i * bs + c`` is
+        component ``c`` at point ``i``.
+
+    Raises
+    ------
+    InvalidParameterError
+        A point lies outside the mesh (the first few are listed), or the
+        element needs dof transformations.
+    ShapeMismatchError
+        ``points`` is not ``(n_points, gdim)``.
+    """
+    import scipy.sparse as sp
+    from dolfinx import geometry
+
+    msh = V.mesh
+    gdim, tdim = msh.geometry.dim, msh.topology.dim
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim == 1 and gdim == 1:
+        pts = pts[:, None]
+    if pts.ndim != 2 or pts.shape[1] != gdim or pts.shape[0] == 0:
+        raise ShapeMismatchError(
+            f"sensor points must have shape (n_points, {gdim}) for this {gdim}D mesh, n_points > 0; got {pts.shape}")
+    if not np.all(np.isfinite(pts)):
+        raise InvalidParameterError("sensor points contain NaN/Inf coordinates")
+    if V.element.needs_dof_transformations:
+        raise InvalidParameterError(
+            "point observation supports elements without dof transformations (Lagrange, DG...); "
+            "observe a functional or the state vector instead")
+    pts3 = np.zeros((len(pts), 3))
+    pts3[:, :gdim] = pts
+    tree = geometry.bb_tree(msh, tdim)
+    colliding = geometry.compute_colliding_cells(msh, geometry.compute_collisions_points(tree, pts3), pts3)
+    cells = np.array([colliding.links(i)[0] if len(colliding.links(i)) else -1 for i in range(len(pts))])
+    outside = np.flatnonzero(cells < 0)
+    if outside.size:
+        def xy(p):
+            return "(" + ", ".join(f"{c:.6g}" for c in p) + ")"
+
+        lo, hi = msh.geometry.x[:, :gdim].min(axis=0), msh.geometry.x[:, :gdim].max(axis=0)
+        where = ", ".join(f"{i} at {xy(pts[i])}" for i in outside[:_SHOWN])
+        more = ", ..." if outside.size > _SHOWN else ""
+        raise InvalidParameterError(
+            f"{outside.size} sensor point(s) lie outside the mesh: {where}{more}; every sensor must lie in the "
+            f"domain (mesh bounding box {xy(lo)} .. {xy(hi)})")
+    cmap = msh.geometry.cmaps[0]
+    geom_dofs = msh.geometry.dofmaps[0]
+    basix_element = V.element.basix_element
+    bs = V.dofmap.bs
+    n_dofs = V.dofmap.index_map.size_local * bs
+    rows, cols, vals = [], [], []
+    for i, (x, c) in enumerate(zip(pts, cells)):
+        X = cmap.pull_back(x[None, :], msh.geometry.x[geom_dofs[c], :gdim])
+        phi = basix_element.tabulate(0, X)[0, 0, :, 0]
+        dofs = V.dofmap.cell_dofs(c)
+        for comp in range(bs):
+            rows.append(np.full(len(dofs), i * bs + comp))
+            cols.append(dofs * bs + comp)
+            vals.append(phi)
+    matrix = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(len(pts) * bs, n_dofs)).tocsr()
+    matrix.eliminate_zeros()
+    return matrix
+
+
+# --------------------------------------------------------------------------
+# the simulator
+
+
+def _same_form(a, b) -> bool:
+    """Whether two UFL forms assemble to the same tensor: the same structure (signature, which
+    renumbers indices and coefficients) on the very same coefficients, constants and subdomain data."""
+    def data_ids(form):
+        return [(domain, kind, [id(d) for d in data]) for domain, kinds in form.subdomain_data().items()
+                for kind, data in sorted(kinds.items())]
+
+    return (a.signature() == b.signature()
+            and [id(c) for c in a.coefficients()] == [id(c) for c in b.coefficients()]
+            and [id(c) for c in a.constants()] == [id(c) for c in b.constants()]
+            and data_ids(a) == data_ids(b))
+
+
+class _Experiment:
+    """Compiled forms and Dirichlet data of one experiment."""
+
+    def __init__(self, F, J, J_form, dFdm, bcs, bc_dofs, linear):
+        self.F, self.J, self.J_form, self.dFdm = F, J, J_form, dFdm
+        self.bcs, self.bc_dofs, self.linear = bcs, bc_dofs, linear
+        self.operator_key = None  # experiments with equal keys share J_u (linear problems)
+
+
+class _Point:
+    """The solution at one control ``m``: states of every experiment and, lazily, their linearizations."""
+
+    def __init__(self, m: np.ndarray):
+        self.m = m
+        self.states: list[np.ndarray] = []
+        self.obs: list[np.ndarray] = []
+        self.solvers: dict = {}  # key -> (A, ksp): factorized J_u
+        self.dFdm: dict = {}  # experiment -> (n_u, n_m) sensitivity matrix
+        self.obs_grads: dict = {}  # experiment -> (dObs/du, dObs/dm)
+
+
+
+class _FormFunction(torch.autograd.Function):
+    """``(batch, n_m) -> (batch, n_experiments, n_obs)`` with adjoint backward and tangent jvp."""
+
+    @staticmethod
+    def forward(ctx, m, sim):
+        points = [sim._solve_point(row) for row in m.detach().numpy()]
+        ctx.sim, ctx.points = sim, points
+        out = np.stack([np.stack(p.obs) for p in points])
+        return torch.from_numpy(out)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        g = grad_out.detach().cpu().to(torch.float64).numpy()
+        grads = [sum(ctx.sim._vjp(p, e, g[b, e]) for e in range(g.shape[1])) for b, p in enumerate(ctx.points)]
+        return torch.from_numpy(np.stack(grads)), None
+
+    @staticmethod
+    def jvp(ctx, m_t, _sim_t):
+        dm = m_t.detach().cpu().to(torch.float64).numpy()
+        n_exp = len(ctx.sim._experiments)
+        out = [[ctx.sim._jvp(p, e, dm[b]) for e in range(n_exp)] for b, p in enumerate(ctx.points)]
+        return torch.from_numpy(np.array(out, dtype=np.float64))
+
+
+class FormSimulator(Simulator):
+    r"""A DOLFINx variational problem ``F(u, m; v) = 0`` as a differentiable map ``m -> obs(u(m), m)``.
+
+    The simulator creates the state ``u`` (a ``dolfinx.fem.Function`` on
+    ``V``), the control ``m`` and the test function ``v``, and calls the
+    user's ``residual(u, m, v)`` once per experiment to get the UFL form of
+
+    .. math::
+
+        F(u, m; v) = 0 \quad \forall v, \qquad u = g \text{ on the Dirichlet dofs}.
+
+    Calling the module solves it (Newton, or one linear solve when ``F`` is
+    affine in ``u``) and returns the observation; gradients come from one
+    adjoint solve ``J_u^T \lambda = (\partial obs/\partial u)^T g`` and
+    ``\nabla_m = -(\partial F/\partial m)^T \lambda + (\partial obs/\partial m)^T g``,
+    Jacobian-vector products from one tangent solve
+    ``J_u\,du = -(\partial F/\partial m)\,dm`` (module docstring).
+
+    Parameters
+    ----------
+    V
+        DOLFINx function space of the state ``u`` (any element; the mesh must be
+        serial).
+    control
+        Where ``m`` lives: a DOLFINx function space ``M`` (e.g.
+        ``functionspace(msh, ("DG", 0))`` for one value per cell, ``("Lagrange", 1)``
+        for nodal values), so that ``m`` is a ``Function`` on ``M`` with
+        ``n_m = M``'s number of dofs; or an ``int`` ``k``: ``m`` is then a vector of
+        ``k`` real constants (index it as ``m[0]``, ``m[1]`` ... in the residual).
+    residual
+        ``residual(u, m, v) -> ufl.Form``, linear in ``v``; with ``experiments``,
+        ``residual(u, m, v, s)`` where ``s`` is the experiment's entry (a source
+        term, a load factor, anything UFL accepts).
+    bcs
+        Dirichlet conditions: a list whose entries are ``dolfinx.fem.DirichletBC``
+        objects or pairs ``(where, value)``.  ``where`` is ``"boundary"`` (the whole
+        exterior boundary), an array of dof indices of ``V``, or a marker
+        ``x -> bool array`` (facets whose vertices all satisfy it); ``value`` is a
+        number, a function ``x -> values`` (interpolated) or a ``Function`` on ``V``.
+        With ``experiments``, also a callable ``s -> list``.  The tangent and
+        adjoint problems use the same dofs with homogeneous values.
+    observe
+        What the simulator returns for each experiment:
+
+        * ``"state"`` (default): the dof vector of ``u``, ``(n_u,)`` in DOLFINx's dof order
+          (:attr:`state_coordinates` gives the dof positions);
+        * an array of sensor points ``(n_points, gdim)``: ``u`` at the points,
+          ``(n_points,)`` (``(n_points, bs)`` for a vector ``V``), through a sparse
+          matrix of basis values built once (:func:`point_evaluation_matrix`);
+          points outside the mesh are refused;
+        * a callable ``observe(u, m) -> ufl.Form`` (a scalar functional ``J(u, m)``,
+          output shape ``()``) or a list of such forms (output ``(n_forms,)``).
+    experiments
+        Optional sequence of per-experiment data ``s`` passed to ``residual`` (and
+        to ``bcs`` when callable).  The output gets an experiment axis.  Each
+        experiment is one nonlinear solve; for a linear problem whose Jacobian form
+        and Dirichlet dofs are the same for all experiments (e.g. only the source
+        differs), one factorization of ``J_u`` serves every experiment's forward,
+        tangent and adjoint solves.
+    linear
+        ``None`` (default): detected symbolically (``F`` affine in ``u`` iff the
+        second derivative ``d^2F/du^2`` is an empty form); ``True``: solve by one
+        Newton step (exact for affine ``F``; a warning if the detection disagrees);
+        ``False``: Newton iterations with the convergence test even for affine ``F``.
+    petsc_options
+        PETSc options of the linear solves, laid over MUMPS LU
+        (``{"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}``).
+        The adjoint solve is a transposed solve (``KSPSolveTranspose``).
+    rtol, atol, max_it
+        Newton stops when ``||F(u_k)|| <= max(atol, rtol ||F(u_0)||)`` (Euclidean norm
+        over the free dofs); :class:`NewtonError` (with the residual history) after
+        ``max_it`` iterations, or when the residual turns non-finite or grows by
+        ``divergence_factor`` over its start.
+    divergence_factor
+        See above (default ``1e8``).
+    initial_guess
+        Newton's start: ``None`` (zero, with the Dirichlet values set) or a callable
+        ``x -> values`` interpolated into ``V``.  Every solve starts from it, so
+        repeated calls give identical results.
+    cache_size
+        Solutions (states, factorizations, ``dF/dm``) of this many recent controls are kept,
+        keyed by the bytes of ``m``: the tangent and adjoint solves of one iterate, and a
+        repeated forward at the same ``m``, reuse them.  After changing a ``Function`` or
+        ``Constant`` of your own that the residual uses, call :meth:`clear_cache`.
+
+    Shapes and dtypes
+    -----------------
+    ``forward(m)`` takes ``m`` of shape ``(n_m,)`` or a batch ``(batch, n_m)``
+    (one solve per member) and returns ``(batch?, n_experiments?, *obs_shape)``.
+    Computation is float64 (DOLFINx's PETSc is real double): float32 controls are
+    refused rather than silently promoted; a CUDA tensor is moved to the CPU for the
+    FEM solves and the result moved back (the solves themselves run on the CPU).
+
+    Attributes
+    ----------
+    u, m, v
+        The DOLFINx state Function, the control (Function or ``ufl.variable`` of a
+        Constant) and the test function the forms are built on.
+    num_controls, num_states
+        ``n_m`` and ``n_u``.
+    linear
+        Whether the residual is affine in ``u`` (per the detection or the user).
+    num_operators
+        Number of distinct Jacobians ``J_u`` among the experiments of a linear problem
+        (1 when all share one factorization per control); the number of experiments
+        for a nonlinear one.
+    M
+        The control's function space (``None`` for a vector of constants).
+    calls
+        ``{"newton_iterations": ..., "factorizations": ..., "solves": ...}`` counters.
+    """
+
+    def __init__(
+        self,
+        V,
+        control,
+        residual: Callable[..., Any],
+        bcs: Sequence | Callable[[Any], Sequence] = (),
+        observe: str | np.ndarray | Sequence | Callable[..., Any] = "state",
+        *,
+        experiments: Sequence[Any] | None = None,
+        linear: bool | None = None,
+        petsc_options: dict | None = None,
+        rtol: float = 1e-10,
+        atol: float = 1e-12,
+        max_it: int = 50,
+        divergence_factor: float = 1e8,
+        initial_guess: Callable | None = None,
+        cache_size: int = 8,
+    ):
+        super().__init__()
+        import_dolfinx("FormSimulator (DOLFINx variational problems as simulators)")
+        import ufl
+        from dolfinx import fem
+
+        msh = V.mesh
+        if msh.comm.size != 1:
+            raise PhysinvError(
+                f"FormSimulator runs on serial meshes; this mesh is distributed over {msh.comm.size} "
+                "processes (create it on MPI.COMM_SELF)")
+        for name, value in (("rtol", rtol), ("atol", atol)):
+            if not (np.isfinite(value) and value >= 0):
+                raise InvalidParameterError(f"{name} must be finite and >= 0; got {value}")
+        if not divergence_factor > 1:
+            raise InvalidParameterError(f"divergence_factor must be > 1; got {divergence_factor}")
+        if int(max_it) < 1:
+            raise InvalidParameterError(f"max_it must be >= 1; got {max_it}")
+        self.V, self.mesh = V, msh
+        self.rtol, self.atol, self.max_it = float(rtol), float(atol), int(max_it)
+        self.divergence_factor = float(divergence_factor)
+        self.petsc_options = {**DEFAULT_PETSC_OPTIONS, **(petsc_options or {})}
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[bytes, _Point] = OrderedDict()
+        self.calls = {"newton_iterations": 0, "factorizations": 0, "solves": 0}
+
+        # state, test function, control
+        self.u = fem.Function(V, name="u")
+        self.v = ufl.TestFunction(V)
+        self._du = ufl.TrialFunction(V)
+        self.num_states = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
+        if isinstance(control, (int, np.integer)) and not isinstance(control, bool):
+            if control < 1:
+                raise InvalidParameterError(
+                    f"control must be a function space or a number k >= 1 of constants; got {control}")
+            self.M = None
+            self._constant = fem.Constant(msh, np.zeros(int(control)))
+            self.m = ufl.variable(self._constant)
+            self.num_controls = int(control)
+        elif hasattr(control, "dofmap") and hasattr(control, "mesh"):
+            if control.mesh.comm.size != 1:
+                raise PhysinvError("the control space must live on a serial mesh")
+            self.M = control
+            self._constant = None
+            self.m = fem.Function(control, name="m")
+            self.num_controls = control.dofmap.index_map.size_local * control.dofmap.index_map_bs
+        else:
+            raise InvalidParameterError(
+                "control must be a DOLFINx function space (e.g. functionspace(mesh, ('DG', 0))) or an int k "
+                f"(k real constants); got {type(control).__name__}")
+        self.parameter_shape = (self.num_controls,)
+
+        # experiments
+        self._with_experiments = experiments is not None
+        items = list(experiments) if experiments is not None else [None]
+        if not items:
+            raise InvalidParameterError("experiments must hold at least one entry")
+        self._initial = None
+        if initial_guess is not None:
+            guess = fem.Function(V)
+            guess.interpolate(initial_guess)
+            self._initial = guess.x.array.copy()
+        self._experiments = [self._compile(residual, bcs, s, linear) for s in items]
+        self.linear = all(e.linear for e in self._experiments)
+        keys: list[int] = []
+        for i, exp in enumerate(self._experiments):
+            exp.operator_key = i
+            if exp.linear:
+                for j in range(i):
+                    other = self._experiments[j]
+                    if (other.linear and other.operator_key == j and _same_form(exp.J, other.J)
+                            and np.array_equal(exp.bc_dofs, other.bc_dofs)):
+                        exp.operator_key = j
+                        break
+            keys.append(exp.operator_key)
+        self.num_operators = len(set(keys))
+        self._compile_observation(observe)
+
+    # ------------------------------------------------------------------ setup
+
+    def _call_residual(self, residual, s):
+        if not callable(residual):
+            raise InvalidParameterError("residual must be a callable residual(u, m, v) -> ufl.Form")
+        if self._with_experiments:
+            return residual(self.u, self.m, self.v, s)
+        return residual(self.u, self.m, self.v)
+
+    def _compile(self, residual, bcs, s, linear) -> _Experiment:
+        import ufl
+        from dolfinx import fem
+        from ufl.algorithms import expand_derivatives
+
+        F = self._call_residual(residual, s)
+        if not isinstance(F, ufl.Form):
+            raise InvalidParameterError(
+                "residual must return a ufl.Form (e.g. inner(grad(u), grad(v)) * dx - f * v * dx); "
+                f"got {type(F).__name__}")
+        if len(F.arguments()) != 1 or F.arguments()[0] != self.v:
+            raise InvalidParameterError(
+                "the residual must be linear in the test function v it is given (a rank-1 form in v), with no "
+                f"TrialFunction; got a form with arguments {F.arguments()}")
+        J = expand_derivatives(ufl.derivative(F, self.u, self._du))
+        if J.empty():
+            raise InvalidParameterError("the residual does not depend on the state u; nothing to solve for")
+        affine = expand_derivatives(ufl.derivative(J, self.u, ufl.TrialFunction(self.V))).empty()
+        if linear and not affine:
+            warnings.warn("linear=True, but the residual is not affine in u (d^2F/du^2 is not an empty form): "
+                          "one Newton step will not solve it; leave linear=None to detect it", stacklevel=3)
+        linear = affine if linear is None else linear
+        # dF/dm: a bilinear form (test V, trial M), or k linear forms for k constants
+        if self.M is not None:
+            dFdm = expand_derivatives(ufl.derivative(F, self.m, ufl.TrialFunction(self.M)))
+            empty = dFdm.empty()
+            dFdm_forms = None if empty else fem.form(dFdm)
+        else:
+            parts = [self._diff_constant(F, i) for i in range(self.num_controls)]
+            empty = all(p is None for p in parts)
+            dFdm_forms = [None if p is None else fem.form(p) for p in parts]
+        if empty:
+            raise InvalidParameterError(
+                "the residual does not depend on the control m: dF/dm is an empty form; use the m the residual "
+                "callable receives (e.g. exp(m) * inner(grad(u), grad(v)) * dx), not a Function of your own")
+        bc_list = bcs(s) if callable(bcs) else bcs
+        bc_objects = self._make_bcs(bc_list)
+        bc_dofs = (np.unique(np.concatenate([bc.dof_indices()[0] for bc in bc_objects])).astype(np.int32)
+                   if bc_objects else np.zeros(0, dtype=np.int32))
+        return _Experiment(fem.form(F), J, fem.form(J), dFdm_forms, bc_objects, bc_dofs, bool(linear))
+
+    def _diff_constant(self, form, i: int):
+        """``d form / d m_i`` for the constant control (``ufl.diff`` on the integrands); ``None`` if empty."""
+        import ufl
+        from ufl.algorithms import expand_derivatives
+        from ufl.algorithms.map_integrands import map_integrands
+
+        d = expand_derivatives(map_integrands(lambda e: ufl.diff(e, self.m)[i], form))
+        return None if d.empty() else d
+
+    def _make_bcs(self, entries) -> list:
+        from dolfinx import fem, mesh
+
+        V, msh = self.V, self.mesh
+        tdim = msh.topology.dim
+        out = []
+        if entries is None:
+            return out
+        if isinstance(entries, fem.DirichletBC) or (isinstance(entries, tuple) and len(entries) == 2
+                                                    and not isinstance(entries[0], (fem.DirichletBC, tuple))):
+            entries = [entries]
+        for entry in entries:
+            if isinstance(entry, fem.DirichletBC):
+                out.append(entry)
+                continue
+            if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
+                raise InvalidParameterError(
+                    "each Dirichlet condition must be a dolfinx.fem.DirichletBC or a pair (where, value) with where "
+                    f"'boundary', a dof array or a marker x -> bool; got {entry!r}")
+            where, value = entry
+            msh.topology.create_connectivity(tdim - 1, tdim)
+            if isinstance(where, str):
+                if where != "boundary":
+                    raise InvalidParameterError(
+                        f"unknown Dirichlet location {where!r}; allowed: 'boundary', dofs, marker")
+                facets = mesh.exterior_facet_indices(msh.topology)
+                dofs = fem.locate_dofs_topological(V, tdim - 1, facets)
+            elif callable(where):
+                facets = mesh.locate_entities(msh, tdim - 1, where)
+                dofs = fem.locate_dofs_topological(V, tdim - 1, facets)
+            else:
+                dofs = np.asarray(where)
+                if dofs.ndim != 1 or not np.issubdtype(dofs.dtype, np.integer):
+                    raise ShapeMismatchError(
+                        f"Dirichlet dofs must be a 1D integer array; got {dofs.dtype} {dofs.shape}")
+                n_nodes = V.dofmap.index_map.size_local
+                if dofs.size and (dofs.min() < 0 or dofs.max() >= n_nodes):
+                    raise ShapeMismatchError(f"Dirichlet dofs must lie in 0..{n_nodes - 1}")
+                dofs = dofs.astype(np.int32)
+            if len(dofs) == 0:
+                raise InvalidParameterError(f"the Dirichlet condition at {where!r} selects no dofs")
+            if isinstance(value, fem.Function):
+                g = value
+            else:
+                g = fem.Function(V)
+                if callable(value):
+                    g.interpolate(value)
+                else:
+                    g.x.array[:] = float(value)
+            out.append(fem.dirichletbc(g, dofs))
+        return out
+
+    def _compile_observation(self, observe) -> None:
+        import ufl
+        from dolfinx import fem
+        from ufl.algorithms import expand_derivatives
+
+        self._functionals = None
+        self._P = None
+        if isinstance(observe, str):
+            if observe != "state":
+                raise InvalidParameterError(f"observe must be 'state', sensor points or a functional; got {observe!r}")
+            self.observe_kind, self.obs_shape = "state", (self.num_states,)
+            return
+        if callable(observe):
+            forms = observe(self.u, self.m)
+            single = isinstance(forms, ufl.Form)
+            forms = [forms] if single else list(forms)
+            compiled = []
+            for J in forms:
+                if not isinstance(J, ufl.Form) or len(J.arguments()) != 0:
+                    raise InvalidParameterError(
+                        "observe(u, m) must return a scalar ufl.Form (no test or trial functions), or a list of them")
+                dJdu = expand_derivatives(ufl.derivative(J, self.u, self.v))
+                if self.M is not None:
+                    dJdm = expand_derivatives(ufl.derivative(J, self.m, ufl.TestFunction(self.M)))
+                    dJdm = None if dJdm.empty() else fem.form(dJdm)
+                else:
+                    parts = [self._diff_constant(J, i) for i in range(self.num_controls)]
+                    dJdm = [None if p is None else fem.form(p) for p in parts]
+                compiled.append((fem.form(J), None if dJdu.empty() else fem.form(dJdu), dJdm))
+            self._functionals = compiled
+            self.observe_kind = "functional"
+            self.obs_shape = () if single else (len(compiled),)
+            return
+        self._P = point_evaluation_matrix(self.V, observe)
+        bs = self.V.dofmap.bs
+        n_points = self._P.shape[0] // bs
+        self.observe_kind = "points"
+        self.obs_shape = (n_points,) if bs == 1 else (n_points, bs)
+
+    # ------------------------------------------------------------------ coordinates and helpers
+
+    def clear_cache(self) -> None:
+        """Forget the cached solutions and factorizations.
+
+        The simulator keeps the solutions of the last ``cache_size`` controls (so that the
+        jvp and adjoint solves of one iterate reuse its Newton solve and factorization).
+        Call this after changing a ``Function`` or ``Constant`` of your own that the residual
+        uses (a source, a load factor): the cache is keyed by ``m`` only.
+        """
+        self._cache.clear()
+
+    @property
+    def observation_matrix(self):
+        """The sparse point-evaluation matrix ``(n_points * bs, n_u)`` of ``observe=points``, else ``None``."""
+        return self._P
+
+    @property
+    def state_coordinates(self) -> np.ndarray:
+        """``(n_u / bs, gdim)`` coordinates of the state dofs (the order of ``observe="state"``)."""
+        return self.V.tabulate_dof_coordinates()[:, : self.mesh.geometry.dim]
+
+    @property
+    def control_coordinates(self) -> np.ndarray:
+        """``(n_m, gdim)`` coordinates of the control dofs (cell midpoints for DG0)."""
+        if self.M is None:
+            raise InvalidParameterError("the control is a vector of constants; it has no coordinates")
+        return self.M.tabulate_dof_coordinates()[:, : self.mesh.geometry.dim]
+
+    def interpolate_control(self, f: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
+        """``f`` interpolated into the control space, as a float64 tensor ``(n_m,)``.
+
+        ``f(x)`` receives the points ``x`` of shape ``(3, n)`` and returns ``(n,)`` values
+        (DOLFINx's interpolation convention).
+        """
+        from dolfinx import fem
+
+        if self.M is None:
+            raise InvalidParameterError("the control is a vector of constants; pass its values directly")
+        fn = fem.Function(self.M)
+        fn.interpolate(f)
+        return torch.from_numpy(fn.x.array[: self.num_controls].copy())
+
+    def state_function(self, values):
+        """A new DOLFINx ``Function`` on ``V`` holding the dof vector ``values`` ``(n_u,)`` (for plotting, output)."""
+        from dolfinx import fem
+
+        arr = np.asarray(values.detach().cpu() if torch.is_tensor(values) else values, dtype=np.float64).ravel()
+        if arr.shape != (self.num_states,):
+            raise ShapeMismatchError(f"a state has {self.num_states} dofs; got shape {arr.shape}")
+        fn = fem.Function(self.V)
+        fn.x.array[: self.num_states] = arr
+        return fn
+
+    # ------------------------------------------------------------------ numerics
+
+    def _set_control(self, m: np.ndarray) -> None:
+        if self.M is None:
+            self._constant.value[:] = m
+        else:
+            self.m.x.array[: self.num_controls] = m
+            self.m.x.scatter_forward()
+
+    def _set_state(self, u: np.ndarray) -> None:
+        self.u.x.array[: self.num_states] = u
+        self.u.x.scatter_forward()
+
+    def _vector(self, form) -> np.ndarray:
+        from dolfinx import fem, la
+
+        vec = fem.assemble_vector(form)
+        vec.scatter_reverse(la.InsertMode.add)
+        return vec.array[: self.num_states].copy()
+
+    def _factorize(self, exp: _Experiment):
+        """Assemble ``J_u`` at the loaded ``(u, m)`` (Dirichlet rows and columns identity) and set up its solver."""
+        from dolfinx.fem.petsc import assemble_matrix
+        from petsc4py import PETSc
+
+        A = assemble_matrix(exp.J_form, bcs=exp.bcs)
+        A.assemble()
+        ksp = PETSc.KSP().create(self.mesh.comm)
+        ksp.setOperators(A)
+        prefix = petsc_prefix("form")
+        opts = PETSc.Options()
+        for key, value in self.petsc_options.items():
+            opts[prefix + key] = value
+        ksp.setOptionsPrefix(prefix)
+        ksp.setFromOptions()
+        for key in self.petsc_options:
+            del opts[prefix + key]
+        try:
+            ksp.setUp()
+        except PETSc.Error as exc:
+            ksp.destroy()
+            A.destroy()
+            raise DolfinxSolveError(
+                f"the factorization of the Jacobian dF/du failed (PETSc error {exc}); is the problem well posed "
+                "(Dirichlet conditions given, coefficients nonzero)?") from exc
+        self.calls["factorizations"] += 1
+        return A, ksp
+
+    def _solve(self, solver, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
+        from petsc4py import PETSc
+
+        A, ksp = solver
+        b, x = A.createVecLeft(), A.createVecRight()
+        b.array[:] = rhs
+        try:
+            (ksp.solveTranspose if transpose else ksp.solve)(b, x)
+        except PETSc.Error as exc:
+            raise DolfinxSolveError(f"the PETSc linear solve failed ({exc}); is the problem well posed?") from exc
+        reason = ksp.getConvergedReason()
+        out = x.array.copy()
+        b.destroy()
+        x.destroy()
+        self.calls["solves"] += 1
+        if reason < 0 or not np.all(np.isfinite(out)):
+            names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int)}
+            raise DolfinxSolveError(
+                f"the PETSc linear solve did not converge (KSP reason {reason} = {names.get(reason, '?')} after "
+                f"{ksp.getIterationNumber()} "
+                f"iterations, options {self.petsc_options}); for a singular Jacobian check the Dirichlet conditions")
+        return out
+
+    def _newton(self, exp: _Experiment, point: _Point, index: int) -> np.ndarray:
+        """Solve ``F(u, m) = 0`` for the loaded ``m``; returns the dof vector of ``u``."""
+        u = np.zeros(self.num_states) if self._initial is None else self._initial[: self.num_states].copy()
+        self._set_state(u)
+        for bc in exp.bcs:
+            bc.set(self.u.x.array)
+        self.u.x.scatter_forward()
+        free = np.ones(self.num_states, dtype=bool)
+        free[exp.bc_dofs] = False
+        history: list[float] = []
+        r0 = None
+        for it in range(self.max_it + 1):
+            r = self._vector(exp.F)
+            r[~free] = 0.0
+            norm = float(np.linalg.norm(r))
+            history.append(norm)
+            if not np.isfinite(norm):
+                raise NewtonError(
+                    f"Newton diverged: the residual is not finite at iteration {it} (||F|| history: "
+                    f"{_history(history)}); try a better initial_guess, smaller steps in m, or check the residual",
+                    history)
+            r0 = norm if r0 is None else r0
+            if norm <= max(self.atol, self.rtol * r0) or (exp.linear and it == 1):
+                break
+            if it > 0 and norm > self.divergence_factor * max(r0, self.atol):
+                raise NewtonError(
+                    f"Newton diverged: ||F|| grew from {r0:.3e} to {norm:.3e} in {it} iterations (history: "
+                    f"{_history(history)}); try a better initial_guess or check the residual", history)
+            if it == self.max_it:
+                raise NewtonError(
+                    f"Newton did not converge in max_it={self.max_it} iterations: ||F|| history {_history(history)} "
+                    f"(target max(atol={self.atol:g}, rtol={self.rtol:g} * ||F_0||)); raise max_it or check the "
+                    "residual", history)
+            if exp.linear:
+                key = exp.operator_key
+                if key not in point.solvers:
+                    point.solvers[key] = self._factorize(exp)
+                solver = point.solvers[key]
+            else:
+                solver = self._factorize(exp)
+            try:
+                du = self._solve(solver, -r)
+            finally:
+                if not exp.linear:
+                    solver[1].destroy()
+                    solver[0].destroy()
+            du[~free] = 0.0
+            self.u.x.array[: self.num_states] += du
+            self.u.x.scatter_forward()
+            self.calls["newton_iterations"] += 1
+        return self.u.x.array[: self.num_states].copy()
+
+    def _observe(self, exp_index: int, u: np.ndarray) -> np.ndarray:
+        from dolfinx import fem
+
+        if self.observe_kind == "state":
+            return u.copy()
+        if self.observe_kind == "points":
+            return self._P @ u
+        return np.array([fem.assemble_scalar(J) for J, _, _ in self._functionals], dtype=np.float64)
+
+    def _solve_point(self, m: np.ndarray) -> _Point:
+        key = m.tobytes()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        point = _Point(m.copy())
+        self._set_control(m)
+        for i, exp in enumerate(self._experiments):
+            u = self._newton(exp, point, i)
+            point.states.append(u)
+            point.obs.append(self._observe(i, u))
+        self._cache[key] = point
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)  # PETSc objects go when the last autograd graph using them goes
+        return point
+
+    def _linearization(self, point: _Point, e: int):
+        """``(solver of J_u, dF/dm, dObs/du, dObs/dm)`` at the point's state of experiment ``e`` (cached)."""
+        import scipy.sparse as sp
+        from dolfinx import fem
+
+        exp = self._experiments[e]
+        key = exp.operator_key if exp.linear else ("state", e)
+        need = key not in point.solvers or e not in point.dFdm or e not in point.obs_grads
+        if need:
+            self._set_control(point.m)
+            self._set_state(point.states[e])
+        if key not in point.solvers:
+            point.solvers[key] = self._factorize(exp)
+        if e not in point.dFdm:
+            if self.M is not None:
+                point.dFdm[e] = fem.assemble_matrix(exp.dFdm).to_scipy().tocsr()[: self.num_states, : self.num_controls]
+            else:
+                cols = [np.zeros(self.num_states) if f is None else self._vector(f) for f in exp.dFdm]
+                point.dFdm[e] = np.stack(cols, axis=1)
+        if e not in point.obs_grads:
+            if self.observe_kind == "state":
+                point.obs_grads[e] = (sp.identity(self.num_states, format="csr"), None)
+            elif self.observe_kind == "points":
+                point.obs_grads[e] = (self._P, None)
+            else:
+                du_rows, dm_rows = [], []
+                for _, dJdu, dJdm in self._functionals:
+                    du_rows.append(np.zeros(self.num_states) if dJdu is None else self._vector(dJdu))
+                    dm_rows.append(self._functional_dm(dJdm))
+                point.obs_grads[e] = (np.stack(du_rows), np.stack(dm_rows))
+        return point.solvers[key], point.dFdm[e], *point.obs_grads[e]
+
+    def _functional_dm(self, dJdm) -> np.ndarray:
+        from dolfinx import fem, la
+
+        if self.M is None:
+            return np.array([0.0 if f is None else fem.assemble_scalar(f) for f in dJdm])
+        if dJdm is None:
+            return np.zeros(self.num_controls)
+        vec = fem.assemble_vector(dJdm)
+        vec.scatter_reverse(la.InsertMode.add)
+        return vec.array[: self.num_controls].copy()
+
+    def _vjp(self, point: _Point, e: int, g: np.ndarray) -> np.ndarray:
+        """``grad_m = -(dF/dm)^T lam + (dObs/dm)^T g`` with ``J_u^T lam = (dObs/du)^T g``, ``lam = 0`` on the
+        Dirichlet dofs."""
+        g = np.asarray(g, dtype=np.float64).reshape(-1)
+        if not np.any(g):
+            return np.zeros(self.num_controls)
+        solver, dFdm, dobs_du, dobs_dm = self._linearization(point, e)
+        rhs = np.asarray(dobs_du.T @ g).ravel()
+        rhs[self._experiments[e].bc_dofs] = 0.0
+        lam = self._solve(solver, rhs, transpose=True)
+        lam[self._experiments[e].bc_dofs] = 0.0
+        grad = -np.asarray(dFdm.T @ lam).ravel()
+        if dobs_dm is not None:
+            grad = grad + dobs_dm.T @ g
+        return grad
+
+    def _jvp(self, point: _Point, e: int, dm: np.ndarray) -> np.ndarray:
+        """``dObs = (dObs/du) du + (dObs/dm) dm`` with ``J_u du = -(dF/dm) dm``, ``du = 0`` on Dirichlet dofs."""
+        solver, dFdm, dobs_du, dobs_dm = self._linearization(point, e)
+        rhs = -np.asarray(dFdm @ dm).ravel()
+        rhs[self._experiments[e].bc_dofs] = 0.0
+        du = self._solve(solver, rhs) if np.any(rhs) else np.zeros(self.num_states)
+        du[self._experiments[e].bc_dofs] = 0.0
+        out = np.asarray(dobs_du @ du).ravel()
+        if dobs_dm is not None:
+            out = out + dobs_dm @ dm
+        return out
+
+    # ------------------------------------------------------------------ torch interface
+
+    def check_parameters(self, m: torch.Tensor) -> None:
+        """Raise unless ``m`` is a finite float64 tensor of shape ``(n_m,)`` or ``(batch, n_m)``."""
+        if not torch.is_tensor(m):
+            raise InvalidParameterError(
+                f"m must be a torch.Tensor of shape ({self.num_controls},) or (batch, {self.num_controls}); got "
+                f"{type(m).__name__} (convert with torch.as_tensor(..., dtype=torch.float64))")
+        if m.dtype != torch.float64:
+            raise InvalidParameterError(
+                f"FormSimulator computes in float64 (DOLFINx's PETSc is real double); got m of dtype {m.dtype}: "
+                "convert with m.double()")
+        if m.ndim not in (1, 2) or m.shape[-1] != self.num_controls:
+            what = (f"{self.num_controls} constants" if self.M is None
+                    else f"{self.num_controls} dofs of the control space")
+            raise ShapeMismatchError(
+                f"m has shape {tuple(m.shape)}; expected ({self.num_controls},) or (batch, {self.num_controls}): the "
+                f"control has {what}")
+        if not bool(torch.isfinite(m.detach()).all()):
+            raise InvalidParameterError(f"m contains {int((~torch.isfinite(m.detach())).sum())} NaN/Inf value(s)")
+
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        """``obs(u(m), m)``: shape ``(batch?, n_experiments?, *obs_shape)`` (class docstring)."""
+        self.check_parameters(m)
+        batched = m.ndim == 2
+        device = m.device
+        rows = (m if batched else m.unsqueeze(0)).cpu()
+        out = _FormFunction.apply(rows, self)  # (batch, n_experiments, n_obs)
+        shape = ((rows.shape[0],) if batched else ()) + \
+            ((len(self._experiments),) if self._with_experiments else ()) + self.obs_shape
+        return out.reshape(shape).to(device)
+
+    def extra_repr(self) -> str:
+        return (f"n_u={self.num_states}, n_m={self.num_controls}, observe={self.observe_kind}, "
+                f"experiments={len(self._experiments)}, linear={self.linear}")
+
+
+# --------------------------------------------------------------------------
+# a regularizer written as a UFL bilinear form on the control space
+
+
+class FormRegularizer:
+    r"""``R(m) = 1/2 a(m, m)`` for a symmetric UFL bilinear form ``a`` on the control space.
+
+    E.g. ``a(p, q) = inner(grad(p), grad(q)) * dx`` gives the H1 seminorm
+    ``1/2 \int |\nabla m|^2 dx`` of a P1 control.  The matrix ``K`` of ``a`` is
+    assembled once; ``R(m) = 1/2 m^T K m``, ``gradient(m) = K m`` and
+    ``hessian(m) = K`` (dense) serve :mod:`physinv.invert`'s solvers.
+
+    Parameters
+    ----------
+    M
+        The control's DOLFINx function space (``simulator.M``).
+    form
+        ``form(p, q) -> ufl.Form`` with ``p``, ``q`` the trial and test functions of ``M``.
+    """
+
+    def __init__(self, M, form: Callable[[Any, Any], Any]):
+        import_dolfinx("FormRegularizer")
+        import ufl
+        from dolfinx import fem
+
+        if M is None:
+            raise InvalidParameterError("FormRegularizer needs a control function space (not a vector of constants)")
+        a = form(ufl.TrialFunction(M), ufl.TestFunction(M))
+        n = M.dofmap.index_map.size_local * M.dofmap.index_map_bs
+        K = fem.assemble_matrix(fem.form(a)).to_scipy().tocsr()[:n, :n]
+        if abs(K - K.T).max() > 1e-12 * max(abs(K).max(), 1e-300):
+            raise InvalidParameterError("FormRegularizer needs a symmetric bilinear form a(p, q) = a(q, p)")
+        K = K.tocoo()
+        self.matrix = torch.sparse_coo_tensor(np.vstack([K.row, K.col]), K.data, K.shape, dtype=torch.float64,
+                                              check_invariants=True).coalesce()
+
+    def _apply(self, m: torch.Tensor) -> torch.Tensor:
+        return torch.sparse.mm(self.matrix.to(m.device), m.reshape(-1, 1)).reshape(m.shape)
+
+    def __call__(self, m: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (m * self._apply(m)).sum()
+
+    def gradient(self, m: torch.Tensor) -> torch.Tensor:
+        return self._apply(m)
+
+    def hessian(self, m: torch.Tensor) -> torch.Tensor:
+        return self.matrix.to_dense().to(device=m.device, dtype=m.dtype)
