@@ -73,141 +73,32 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from physinv.core.errors import (
-    ConvergenceError,
-    InvalidParameterError,
-    PhysinvError,
-    ShapeMismatchError,
-)
+from physinv.core.errors import InvalidParameterError, PhysinvError, ShapeMismatchError
 from physinv.core.simulator import Simulator
-from physinv.fem.dolfinx import DolfinxSolveError, import_dolfinx, petsc_prefix
+from physinv.fem.dolfinx import import_dolfinx
+from physinv.fem.form_control import (
+    assemble_control_derivative,
+    control_derivative,
+    diff_constant,
+    make_control,
+)
+from physinv.fem.form_regularizer import FormRegularizer  # noqa: F401  (its former home: old imports keep working)
+from physinv.fem.form_solve import (
+    DEFAULT_PETSC_OPTIONS,
+    NewtonError,
+    assemble_vector,
+    destroy,
+    dirichlet_bcs,
+    dirichlet_dofs,
+    factorize,
+    newton,
+    same_form,
+    solve,
+)
+from physinv.fem.point_evaluation import point_evaluation_matrix
+from physinv.fem.quadrature import pin_quadrature_degree
 
-__all__ = ["FormRegularizer", "FormSimulator", "NewtonError", "point_evaluation_matrix"]
-
-#: PETSc options of the linear solves: MUMPS LU (user options are laid over these).
-DEFAULT_PETSC_OPTIONS = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-
-_SHOWN = 5  # offenders listed in an error message
-
-
-class NewtonError(ConvergenceError):
-    """Newton's method on ``F(u, m) = 0`` diverged or did not converge in ``max_it`` iterations.
-
-    ``history`` holds the residual norms ``||F(u_k)||`` (free dofs), one per iterate.
-    """
-
-    def __init__(self, message: str, history: Sequence[float]):
-        super().__init__(message)
-        self.history = list(history)
-
-
-def _history(norms: Sequence[float]) -> str:
-    return ", ".join(f"{r:.3e}" for r in norms)
-
-
-# --------------------------------------------------------------------------
-# point observation
-
-
-def point_evaluation_matrix(V, points) -> "Any":
-    r"""Sparse matrix ``P`` with ``(P u)_i = u_h(x_i)``: point values of a DOLFINx function.
-
-    Each point is located in a cell (bounding-box tree, then
-    ``compute_colliding_cells``), pulled back to the reference cell, and the
-    cell's basis functions are tabulated there with basix:
-    ``P[i, dof_j] = phi_j(x_i)``.  On a cell boundary the first colliding cell
-    is used (the same value for continuous spaces).
-
-    Parameters
-    ----------
-    V
-        A DOLFINx function space on a serial mesh; scalar or blocked (vector)
-        Lagrange-type elements (no dof transformations, e.g. no Nédélec).
-    points
-        ``(n_points, gdim)`` coordinates (m) inside the mesh.
-
-    Returns
-    -------
-    scipy.sparse.csr_matrix
-        ``(n_points * bs, n_dofs)``, rows point-major: row ``i * bs + c`` is
-        component ``c`` at point ``i``.
-
-    Raises
-    ------
-    InvalidParameterError
-        A point lies outside the mesh (the first few are listed), or the
-        element needs dof transformations.
-    ShapeMismatchError
-        ``points`` is not ``(n_points, gdim)``.
-    """
-    import scipy.sparse as sp
-    from dolfinx import geometry
-
-    msh = V.mesh
-    gdim, tdim = msh.geometry.dim, msh.topology.dim
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim == 1 and gdim == 1:
-        pts = pts[:, None]
-    if pts.ndim != 2 or pts.shape[1] != gdim or pts.shape[0] == 0:
-        raise ShapeMismatchError(
-            f"sensor points must have shape (n_points, {gdim}) for this {gdim}D mesh, n_points > 0; got {pts.shape}")
-    if not np.all(np.isfinite(pts)):
-        raise InvalidParameterError("sensor points contain NaN/Inf coordinates")
-    if V.element.needs_dof_transformations:
-        raise InvalidParameterError(
-            "point observation supports elements without dof transformations (Lagrange, DG...); "
-            "observe a functional or the state vector instead")
-    pts3 = np.zeros((len(pts), 3))
-    pts3[:, :gdim] = pts
-    tree = geometry.bb_tree(msh, tdim)
-    colliding = geometry.compute_colliding_cells(msh, geometry.compute_collisions_points(tree, pts3), pts3)
-    cells = np.array([colliding.links(i)[0] if len(colliding.links(i)) else -1 for i in range(len(pts))])
-    outside = np.flatnonzero(cells < 0)
-    if outside.size:
-        def xy(p):
-            return "(" + ", ".join(f"{c:.6g}" for c in p) + ")"
-
-        lo, hi = msh.geometry.x[:, :gdim].min(axis=0), msh.geometry.x[:, :gdim].max(axis=0)
-        where = ", ".join(f"{i} at {xy(pts[i])}" for i in outside[:_SHOWN])
-        more = ", ..." if outside.size > _SHOWN else ""
-        raise InvalidParameterError(
-            f"{outside.size} sensor point(s) lie outside the mesh: {where}{more}; every sensor must lie in the "
-            f"domain (mesh bounding box {xy(lo)} .. {xy(hi)})")
-    cmap = msh.geometry.cmaps[0]
-    geom_dofs = msh.geometry.dofmaps[0]
-    basix_element = V.element.basix_element
-    bs = V.dofmap.bs
-    n_dofs = V.dofmap.index_map.size_local * bs
-    rows, cols, vals = [], [], []
-    for i, (x, c) in enumerate(zip(pts, cells)):
-        X = cmap.pull_back(x[None, :], msh.geometry.x[geom_dofs[c], :gdim])
-        phi = basix_element.tabulate(0, X)[0, 0, :, 0]
-        dofs = V.dofmap.cell_dofs(c)
-        for comp in range(bs):
-            rows.append(np.full(len(dofs), i * bs + comp))
-            cols.append(dofs * bs + comp)
-            vals.append(phi)
-    matrix = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                           shape=(len(pts) * bs, n_dofs)).tocsr()
-    matrix.eliminate_zeros()
-    return matrix
-
-
-# --------------------------------------------------------------------------
-# the simulator
-
-
-def _same_form(a, b) -> bool:
-    """Whether two UFL forms assemble to the same tensor: the same structure (signature, which
-    renumbers indices and coefficients) on the very same coefficients, constants and subdomain data."""
-    def data_ids(form):
-        return [(domain, kind, [id(d) for d in data]) for domain, kinds in form.subdomain_data().items()
-                for kind, data in sorted(kinds.items())]
-
-    return (a.signature() == b.signature()
-            and [id(c) for c in a.coefficients()] == [id(c) for c in b.coefficients()]
-            and [id(c) for c in a.constants()] == [id(c) for c in b.constants()]
-            and data_ids(a) == data_ids(b))
+__all__ = ["FormSimulator", "NewtonError"]
 
 
 class _Experiment:
@@ -417,25 +308,9 @@ class FormSimulator(Simulator):
         self.v = ufl.TestFunction(V)
         self._du = ufl.TrialFunction(V)
         self.num_states = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
-        if isinstance(control, (int, np.integer)) and not isinstance(control, bool):
-            if control < 1:
-                raise InvalidParameterError(
-                    f"control must be a function space or a number k >= 1 of constants; got {control}")
-            self.M = None
-            self._constant = fem.Constant(msh, np.zeros(int(control)))
-            self.m = ufl.variable(self._constant)
-            self.num_controls = int(control)
-        elif hasattr(control, "dofmap") and hasattr(control, "mesh"):
-            if control.mesh.comm.size != 1:
-                raise PhysinvError("the control space must live on a serial mesh")
-            self.M = control
-            self._constant = None
-            self.m = fem.Function(control, name="m")
-            self.num_controls = control.dofmap.index_map.size_local * control.dofmap.index_map_bs
-        else:
-            raise InvalidParameterError(
-                "control must be a DOLFINx function space (e.g. functionspace(mesh, ('DG', 0))) or an int k "
-                f"(k real constants); got {type(control).__name__}")
+        self._control = make_control(msh, control)
+        self.M, self._constant, self.m = self._control.M, self._control.constant, self._control.symbol
+        self.num_controls = self._control.size
         self.parameter_shape = (self.num_controls,)
 
         # experiments
@@ -456,7 +331,7 @@ class FormSimulator(Simulator):
             if exp.linear:
                 for j in range(i):
                     other = self._experiments[j]
-                    if (other.linear and other.operator_key == j and _same_form(exp.J, other.J)
+                    if (other.linear and other.operator_key == j and same_form(exp.J, other.J)
                             and np.array_equal(exp.bc_dofs, other.bc_dofs)):
                         exp.operator_key = j
                         break
@@ -487,6 +362,7 @@ class FormSimulator(Simulator):
             raise InvalidParameterError(
                 "the residual must be linear in the test function v it is given (a rank-1 form in v), with no "
                 f"TrialFunction; got a form with arguments {F.arguments()}")
+        F = pin_quadrature_degree(F)  # J_u and dF/dm integrated by F's rule: exact discrete derivatives
         J = expand_derivatives(ufl.derivative(F, self.u, self._du))
         if J.empty():
             raise InvalidParameterError("the residual does not depend on the state u; nothing to solve for")
@@ -496,84 +372,22 @@ class FormSimulator(Simulator):
                           "one Newton step will not solve it; leave linear=None to detect it", stacklevel=3)
         linear = affine if linear is None else linear
         # dF/dm: a bilinear form (test V, trial M), or k linear forms for k constants
-        if self.M is not None:
-            dFdm = expand_derivatives(ufl.derivative(F, self.m, ufl.TrialFunction(self.M)))
-            empty = dFdm.empty()
-            dFdm_forms = None if empty else fem.form(dFdm)
-        else:
-            parts = [self._diff_constant(F, i) for i in range(self.num_controls)]
-            empty = all(p is None for p in parts)
-            dFdm_forms = [None if p is None else fem.form(p) for p in parts]
+        dFdm_forms, _, empty = control_derivative(F, self._control)
         if empty:
             raise InvalidParameterError(
                 "the residual does not depend on the control m: dF/dm is an empty form; use the m the residual "
                 "callable receives (e.g. exp(m) * inner(grad(u), grad(v)) * dx), not a Function of your own")
         bc_list = bcs(s) if callable(bcs) else bcs
         bc_objects = self._make_bcs(bc_list)
-        bc_dofs = (np.unique(np.concatenate([bc.dof_indices()[0] for bc in bc_objects])).astype(np.int32)
-                   if bc_objects else np.zeros(0, dtype=np.int32))
+        bc_dofs = dirichlet_dofs(bc_objects)
         return _Experiment(fem.form(F), J, fem.form(J), dFdm_forms, bc_objects, bc_dofs, bool(linear))
 
     def _diff_constant(self, form, i: int):
         """``d form / d m_i`` for the constant control (``ufl.diff`` on the integrands); ``None`` if empty."""
-        import ufl
-        from ufl.algorithms import expand_derivatives
-        from ufl.algorithms.map_integrands import map_integrands
-
-        d = expand_derivatives(map_integrands(lambda e: ufl.diff(e, self.m)[i], form))
-        return None if d.empty() else d
+        return diff_constant(form, self.m, i)
 
     def _make_bcs(self, entries) -> list:
-        from dolfinx import fem, mesh
-
-        V, msh = self.V, self.mesh
-        tdim = msh.topology.dim
-        out = []
-        if entries is None:
-            return out
-        if isinstance(entries, fem.DirichletBC) or (isinstance(entries, tuple) and len(entries) == 2
-                                                    and not isinstance(entries[0], (fem.DirichletBC, tuple))):
-            entries = [entries]
-        for entry in entries:
-            if isinstance(entry, fem.DirichletBC):
-                out.append(entry)
-                continue
-            if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
-                raise InvalidParameterError(
-                    "each Dirichlet condition must be a dolfinx.fem.DirichletBC or a pair (where, value) with where "
-                    f"'boundary', a dof array or a marker x -> bool; got {entry!r}")
-            where, value = entry
-            msh.topology.create_connectivity(tdim - 1, tdim)
-            if isinstance(where, str):
-                if where != "boundary":
-                    raise InvalidParameterError(
-                        f"unknown Dirichlet location {where!r}; allowed: 'boundary', dofs, marker")
-                facets = mesh.exterior_facet_indices(msh.topology)
-                dofs = fem.locate_dofs_topological(V, tdim - 1, facets)
-            elif callable(where):
-                facets = mesh.locate_entities(msh, tdim - 1, where)
-                dofs = fem.locate_dofs_topological(V, tdim - 1, facets)
-            else:
-                dofs = np.asarray(where)
-                if dofs.ndim != 1 or not np.issubdtype(dofs.dtype, np.integer):
-                    raise ShapeMismatchError(
-                        f"Dirichlet dofs must be a 1D integer array; got {dofs.dtype} {dofs.shape}")
-                n_nodes = V.dofmap.index_map.size_local
-                if dofs.size and (dofs.min() < 0 or dofs.max() >= n_nodes):
-                    raise ShapeMismatchError(f"Dirichlet dofs must lie in 0..{n_nodes - 1}")
-                dofs = dofs.astype(np.int32)
-            if len(dofs) == 0:
-                raise InvalidParameterError(f"the Dirichlet condition at {where!r} selects no dofs")
-            if isinstance(value, fem.Function):
-                g = value
-            else:
-                g = fem.Function(V)
-                if callable(value):
-                    g.interpolate(value)
-                else:
-                    g.x.array[:] = float(value)
-            out.append(fem.dirichletbc(g, dofs))
-        return out
+        return dirichlet_bcs(self.V, entries)
 
     def _compile_observation(self, observe) -> None:
         import ufl
@@ -596,6 +410,7 @@ class FormSimulator(Simulator):
                 if not isinstance(J, ufl.Form) or len(J.arguments()) != 0:
                     raise InvalidParameterError(
                         "observe(u, m) must return a scalar ufl.Form (no test or trial functions), or a list of them")
+                J = pin_quadrature_degree(J)
                 dJdu = expand_derivatives(ufl.derivative(J, self.u, self.v))
                 if self.M is not None:
                     dJdm = expand_derivatives(ufl.derivative(J, self.m, ufl.TestFunction(self.M)))
@@ -671,72 +486,24 @@ class FormSimulator(Simulator):
     # ------------------------------------------------------------------ numerics
 
     def _set_control(self, m: np.ndarray) -> None:
-        if self.M is None:
-            self._constant.value[:] = m
-        else:
-            self.m.x.array[: self.num_controls] = m
-            self.m.x.scatter_forward()
+        self._control.set(m)
 
     def _set_state(self, u: np.ndarray) -> None:
         self.u.x.array[: self.num_states] = u
         self.u.x.scatter_forward()
 
     def _vector(self, form) -> np.ndarray:
-        from dolfinx import fem, la
-
-        vec = fem.assemble_vector(form)
-        vec.scatter_reverse(la.InsertMode.add)
-        return vec.array[: self.num_states].copy()
+        return assemble_vector(form, self.num_states)
 
     def _factorize(self, exp: _Experiment):
         """Assemble ``J_u`` at the loaded ``(u, m)`` (Dirichlet rows and columns identity) and set up its solver."""
-        from dolfinx.fem.petsc import assemble_matrix
-        from petsc4py import PETSc
-
-        A = assemble_matrix(exp.J_form, bcs=exp.bcs)
-        A.assemble()
-        ksp = PETSc.KSP().create(self.mesh.comm)
-        ksp.setOperators(A)
-        prefix = petsc_prefix("form")
-        opts = PETSc.Options()
-        for key, value in self.petsc_options.items():
-            opts[prefix + key] = value
-        ksp.setOptionsPrefix(prefix)
-        ksp.setFromOptions()
-        for key in self.petsc_options:
-            del opts[prefix + key]
-        try:
-            ksp.setUp()
-        except PETSc.Error as exc:
-            ksp.destroy()
-            A.destroy()
-            raise DolfinxSolveError(
-                f"the factorization of the Jacobian dF/du failed (PETSc error {exc}); is the problem well posed "
-                "(Dirichlet conditions given, coefficients nonzero)?") from exc
+        solver = factorize(exp.J_form, exp.bcs, self.mesh.comm, self.petsc_options)
         self.calls["factorizations"] += 1
-        return A, ksp
+        return solver
 
     def _solve(self, solver, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
-        from petsc4py import PETSc
-
-        A, ksp = solver
-        b, x = A.createVecLeft(), A.createVecRight()
-        b.array[:] = rhs
-        try:
-            (ksp.solveTranspose if transpose else ksp.solve)(b, x)
-        except PETSc.Error as exc:
-            raise DolfinxSolveError(f"the PETSc linear solve failed ({exc}); is the problem well posed?") from exc
-        reason = ksp.getConvergedReason()
-        out = x.array.copy()
-        b.destroy()
-        x.destroy()
+        out = solve(solver, rhs, self.petsc_options, transpose)
         self.calls["solves"] += 1
-        if reason < 0 or not np.all(np.isfinite(out)):
-            names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int)}
-            raise DolfinxSolveError(
-                f"the PETSc linear solve did not converge (KSP reason {reason} = {names.get(reason, '?')} after "
-                f"{ksp.getIterationNumber()} "
-                f"iterations, options {self.petsc_options}); for a singular Jacobian check the Dirichlet conditions")
         return out
 
     def _newton(self, exp: _Experiment, point: _Point, index: int) -> np.ndarray:
@@ -748,47 +515,24 @@ class FormSimulator(Simulator):
         self.u.x.scatter_forward()
         free = np.ones(self.num_states, dtype=bool)
         free[exp.bc_dofs] = False
-        history: list[float] = []
-        r0 = None
-        for it in range(self.max_it + 1):
-            r = self._vector(exp.F)
-            r[~free] = 0.0
-            norm = float(np.linalg.norm(r))
-            history.append(norm)
-            if not np.isfinite(norm):
-                raise NewtonError(
-                    f"Newton diverged: the residual is not finite at iteration {it} (||F|| history: "
-                    f"{_history(history)}); try a better initial_guess, smaller steps in m, or check the residual",
-                    history)
-            r0 = norm if r0 is None else r0
-            if norm <= max(self.atol, self.rtol * r0) or (exp.linear and it == 1):
-                break
-            if it > 0 and norm > self.divergence_factor * max(r0, self.atol):
-                raise NewtonError(
-                    f"Newton diverged: ||F|| grew from {r0:.3e} to {norm:.3e} in {it} iterations (history: "
-                    f"{_history(history)}); try a better initial_guess or check the residual", history)
-            if it == self.max_it:
-                raise NewtonError(
-                    f"Newton did not converge in max_it={self.max_it} iterations: ||F|| history {_history(history)} "
-                    f"(target max(atol={self.atol:g}, rtol={self.rtol:g} * ||F_0||)); raise max_it or check the "
-                    "residual", history)
+
+        def jacobian_solve(rhs: np.ndarray) -> np.ndarray:
             if exp.linear:
                 key = exp.operator_key
                 if key not in point.solvers:
                     point.solvers[key] = self._factorize(exp)
-                solver = point.solvers[key]
+                du = self._solve(point.solvers[key], rhs)
             else:
                 solver = self._factorize(exp)
-            try:
-                du = self._solve(solver, -r)
-            finally:
-                if not exp.linear:
-                    solver[1].destroy()
-                    solver[0].destroy()
-            du[~free] = 0.0
-            self.u.x.array[: self.num_states] += du
-            self.u.x.scatter_forward()
+                try:
+                    du = self._solve(solver, rhs)
+                finally:
+                    destroy(solver)
             self.calls["newton_iterations"] += 1
+            return du
+
+        newton(self.u, self.num_states, lambda: self._vector(exp.F), jacobian_solve, free, linear=exp.linear,
+               rtol=self.rtol, atol=self.atol, max_it=self.max_it, divergence_factor=self.divergence_factor)
         return self.u.x.array[: self.num_states].copy()
 
     def _observe(self, exp_index: int, u: np.ndarray) -> np.ndarray:
@@ -830,11 +574,7 @@ class FormSimulator(Simulator):
         if key not in point.solvers:
             point.solvers[key] = self._factorize(exp)
         if e not in point.dFdm:
-            if self.M is not None:
-                point.dFdm[e] = fem.assemble_matrix(exp.dFdm).to_scipy().tocsr()[: self.num_states, : self.num_controls]
-            else:
-                cols = [np.zeros(self.num_states) if f is None else self._vector(f) for f in exp.dFdm]
-                point.dFdm[e] = np.stack(cols, axis=1)
+            point.dFdm[e] = assemble_control_derivative(exp.dFdm, self._control, self.num_states)
         if e not in point.obs_grads:
             if self.observe_kind == "state":
                 point.obs_grads[e] = (sp.identity(self.num_states, format="csr"), None)
@@ -922,52 +662,3 @@ class FormSimulator(Simulator):
     def extra_repr(self) -> str:
         return (f"n_u={self.num_states}, n_m={self.num_controls}, observe={self.observe_kind}, "
                 f"experiments={len(self._experiments)}, linear={self.linear}")
-
-
-# --------------------------------------------------------------------------
-# a regularizer written as a UFL bilinear form on the control space
-
-
-class FormRegularizer:
-    r"""``R(m) = 1/2 a(m, m)`` for a symmetric UFL bilinear form ``a`` on the control space.
-
-    E.g. ``a(p, q) = inner(grad(p), grad(q)) * dx`` gives the H1 seminorm
-    ``1/2 \int |\nabla m|^2 dx`` of a P1 control.  The matrix ``K`` of ``a`` is
-    assembled once; ``R(m) = 1/2 m^T K m``, ``gradient(m) = K m`` and
-    ``hessian(m) = K`` (dense) serve :mod:`physinv.invert`'s solvers.
-
-    Parameters
-    ----------
-    M
-        The control's DOLFINx function space (``simulator.M``).
-    form
-        ``form(p, q) -> ufl.Form`` with ``p``, ``q`` the trial and test functions of ``M``.
-    """
-
-    def __init__(self, M, form: Callable[[Any, Any], Any]):
-        import_dolfinx("FormRegularizer")
-        import ufl
-        from dolfinx import fem
-
-        if M is None:
-            raise InvalidParameterError("FormRegularizer needs a control function space (not a vector of constants)")
-        a = form(ufl.TrialFunction(M), ufl.TestFunction(M))
-        n = M.dofmap.index_map.size_local * M.dofmap.index_map_bs
-        K = fem.assemble_matrix(fem.form(a)).to_scipy().tocsr()[:n, :n]
-        if abs(K - K.T).max() > 1e-12 * max(abs(K).max(), 1e-300):
-            raise InvalidParameterError("FormRegularizer needs a symmetric bilinear form a(p, q) = a(q, p)")
-        K = K.tocoo()
-        self.matrix = torch.sparse_coo_tensor(np.vstack([K.row, K.col]), K.data, K.shape, dtype=torch.float64,
-                                              check_invariants=True).coalesce()
-
-    def _apply(self, m: torch.Tensor) -> torch.Tensor:
-        return torch.sparse.mm(self.matrix.to(m.device), m.reshape(-1, 1)).reshape(m.shape)
-
-    def __call__(self, m: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (m * self._apply(m)).sum()
-
-    def gradient(self, m: torch.Tensor) -> torch.Tensor:
-        return self._apply(m)
-
-    def hessian(self, m: torch.Tensor) -> torch.Tensor:
-        return self.matrix.to_dense().to(device=m.device, dtype=m.dtype)

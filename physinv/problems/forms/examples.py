@@ -1,18 +1,25 @@
-r"""A nonlinear diffusion problem written in UFL: the registered example of :class:`~physinv.fem.FormSimulator`.
+r"""The registered examples of the UFL form library: ``physinv verify form-...`` runs the ladder on each.
 
-.. math::
+* ``form-nonlinear-diffusion``: :func:`~physinv.problems.forms.diffusion.nonlinear_diffusion`
+  with its defaults,
 
-    -\nabla\cdot\big(e^{m(x)} (1 + u^2) \nabla u\big) = f \ \text{in } (0, 1)^2, \qquad
-    u = x \ \text{on the boundary},
+  .. math::
 
-with ``f = 10 x y``, ``u`` in P1, the log-diffusivity ``m`` in P1 (nodal) or
-DG0 (per cell), and ``u`` observed at sensor points.  Weak form, as the user
-writes it:
+      -\nabla\cdot\big(e^{m(x)} (1 + u^2) \nabla u\big) = 10 x y \ \text{in } (0, 1)^2, \qquad
+      u = x \ \text{on the boundary},
 
-.. math::
+  6x6 mesh, P1 ``m``, five sensors (Newton forward);
+* ``form-elasticity``: :func:`~physinv.problems.forms.elasticity.linear_elasticity`,
+  plane strain on a 2 m x 1 m plate (6x3 squares), DG0 log-modulus, clamped at
+  ``x = 0``, body force and end traction, five two-component sensors;
+* ``form-advection-diffusion``:
+  :func:`~physinv.problems.forms.advection_diffusion.advection_diffusion_reaction`,
+  5x5 mesh, P1 source ``m(x)`` switched on as ``g(t) = 1 - e^{-5 t}``,
+  Crank-Nicolson, 10 steps of 0.05 s, five sensors at every step.
 
-    F(u, m; v) = \int_\Omega e^{m} (1 + u^2)\, \nabla u \cdot \nabla v \, dx
-               - \int_\Omega f v \, dx = 0 \quad \forall v.
+Each example's linearization point is a smooth field with no zero (the
+verification perturbs ``m`` relative to itself).  Registration does not import
+DOLFINx; each factory does, when called.
 """
 
 from __future__ import annotations
@@ -22,57 +29,62 @@ import torch
 
 from physinv.core.errors import InvalidParameterError
 from physinv.core.simulator import LinearOperatorPair, SimulatorExample, register_simulator
-from physinv.fem.form_simulator import FormSimulator
+from physinv.problems.forms.advection_diffusion import advection_diffusion_reaction
+from physinv.problems.forms.diffusion import SENSORS, nonlinear_diffusion
+from physinv.problems.forms.elasticity import linear_elasticity
 
-#: Interior sensor points of the registered example.
-SENSORS = np.array([[0.3, 0.3], [0.5, 0.6], [0.7, 0.2], [0.25, 0.75], [0.8, 0.8]])
-
-
-def nonlinear_diffusion(cells: int = 6, control: str = "P1", sensors=SENSORS) -> FormSimulator:
-    """The nonlinear diffusion :class:`FormSimulator` on a ``cells x cells`` unit square (serial).
-
-    Parameters
-    ----------
-    cells
-        Cells per side of the unit square (each square split into two triangles).
-    control
-        ``"P1"`` (``m`` nodal) or ``"DG0"`` (``m`` per cell).
-    sensors
-        ``(n_points, 2)`` sensor coordinates (m), or ``"state"`` to observe the dof vector.
-    """
-    from physinv.fem.dolfinx import import_dolfinx
-
-    import_dolfinx("the nonlinear diffusion form example")
-    import ufl
-    from dolfinx import fem, mesh
-    from mpi4py import MPI
-
-    if control not in ("P1", "DG0"):
-        raise InvalidParameterError(f"control must be 'P1' or 'DG0'; got {control!r}")
-    msh = mesh.create_unit_square(MPI.COMM_SELF, cells, cells)
-    V = fem.functionspace(msh, ("Lagrange", 1))
-    M = fem.functionspace(msh, ("Lagrange", 1) if control == "P1" else ("DG", 0))
-    x = ufl.SpatialCoordinate(msh)
-
-    def residual(u, m, v):
-        return ufl.exp(m) * (1 + u**2) * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx - 10 * x[0] * x[1] * v * ufl.dx
-
-    return FormSimulator(V, M, residual, bcs=[("boundary", lambda x: x[0])], observe=sensors)
+__all__ = ["SENSORS", "nonlinear_diffusion", "smooth_log_kappa", "smooth_source", "switch_on"]
 
 
-def smooth_log_kappa(sim: FormSimulator) -> torch.Tensor:
+def smooth_log_kappa(sim) -> torch.Tensor:
     """``m0 = log(1.5 + 0.5 sin(2 pi x) cos(pi y))`` in the simulator's control space."""
     return sim.interpolate_control(lambda x: np.log(1.5 + 0.5 * np.sin(2 * np.pi * x[0]) * np.cos(np.pi * x[1])))
+
+
+def smooth_source(sim) -> torch.Tensor:
+    """``m0 = 1 + 0.5 sin(2 pi x) sin(pi y)`` (mol/(m^3 s)) in the simulator's control space."""
+    return sim.interpolate_control(lambda x: 1 + 0.5 * np.sin(2 * np.pi * x[0]) * np.sin(np.pi * x[1]))
+
+
+def switch_on(t):
+    """``g(t) = 1 - exp(-5 t)``: a source switched on with a 0.2 s time constant (UFL, imported on use)."""
+    import ufl
+
+    return 1 - ufl.exp(-5 * t)
+
+
+def _float64(dtype) -> None:
+    if dtype != torch.float64:
+        raise InvalidParameterError(f"the DOLFINx form simulators compute in float64; got {dtype}")
+
+
+def _observation_pair(sim) -> LinearOperatorPair:
+    P_t = torch.from_numpy(sim.observation_matrix.toarray())
+    return LinearOperatorPair("observation", lambda u: P_t @ u, lambda y: P_t.T @ y,
+                              (sim.num_states,), (P_t.shape[0],))
 
 
 @register_simulator("form-nonlinear-diffusion",
                     "DOLFINx UFL form -div(exp(m)(1+u^2) grad u) = f, Newton, P1 m, point sensors")
 def _example(dtype, device) -> SimulatorExample:
-    if dtype != torch.float64:
-        raise InvalidParameterError(f"the DOLFINx form simulator computes in float64; got {dtype}")
+    _float64(dtype)
     sim = nonlinear_diffusion()
-    P = sim.observation_matrix
-    P_t = torch.from_numpy(P.toarray())
-    pair = LinearOperatorPair("observation", lambda u: P_t @ u, lambda y: P_t.T @ y,
-                              (sim.num_states,), (P.shape[0],))
-    return SimulatorExample(sim, smooth_log_kappa(sim).to(device), [pair])
+    return SimulatorExample(sim, smooth_log_kappa(sim).to(device), [_observation_pair(sim)])
+
+
+@register_simulator("form-elasticity",
+                    "DOLFINx UFL form: plane-strain elasticity, E = exp(m), DG0 m, clamped plate, 2D sensors")
+def _elasticity_example(dtype, device) -> SimulatorExample:
+    _float64(dtype)
+    sim = linear_elasticity(cells=3)
+    m0 = sim.interpolate_control(lambda x: np.log(1.5 + 0.5 * np.sin(np.pi * x[0]) * np.cos(np.pi * x[1])))
+    return SimulatorExample(sim, m0.to(device), [_observation_pair(sim)])
+
+
+@register_simulator("form-advection-diffusion",
+                    "DOLFINx UFL time stepping: du/dt - div(D grad u) + b.grad u + r u = m(x) g(t), "
+                    "Crank-Nicolson, adjoint sweep")
+def _advection_diffusion_example(dtype, device) -> SimulatorExample:
+    _float64(dtype)
+    sim = advection_diffusion_reaction(cells=5, n_steps=10, dt=0.05, time_profile=switch_on)
+    return SimulatorExample(sim, smooth_source(sim).to(device), [_observation_pair(sim)])
