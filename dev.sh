@@ -38,8 +38,14 @@ setup_venv() {
         "$py" -m venv .venv
     fi
     echo ">> installing physinv with all extras into .venv (first time: a few minutes)" >&2
+    # dolfinx-adjoint (the reference peer of cases/custom_pde.py) goes in without its dependencies: it
+    # and fenicsx-compat declare fenics-dolfinx, a distribution the dolfinx-solver-real wheel does not
+    # provide, so a plain `pip install dolfinx-adjoint` fails; its real dependency pyadjoint-ad comes with
+    # the "peers" extra of ".[all]".
     if ! { .venv/bin/python -m pip install --upgrade pip &&
-           .venv/bin/python -m pip install -e ".[all]"; } >.venv/install.log 2>&1; then
+           .venv/bin/python -m pip install -e ".[all]" &&
+           .venv/bin/python -m pip install --no-deps dolfinx-adjoint==0.4.0 fenicsx-compat==0.4.0; } \
+           >.venv/install.log 2>&1; then
         tail -n 40 .venv/install.log >&2
         echo "error: installing physinv into .venv failed (full log: .venv/install.log)" >&2
         exit 1
