@@ -227,6 +227,11 @@ class FormSimulator(Simulator):
         Newton's start: ``None`` (zero, with the Dirichlet values set) or a callable
         ``x -> values`` interpolated into ``V``.  Every solve starts from it, so
         repeated calls give identical results.
+    warm_start
+        If True, Newton starts instead from the last state this simulator solved for the
+        same experiment (continuation along an optimization path, as pyadjoint's replay
+        does): fewer iterations, and results that depend on the call history at the level
+        of the Newton tolerance.
     cache_size
         Solutions (states, factorizations, ``dF/dm``) of this many recent controls are kept,
         keyed by the bytes of ``m``: the tangent and adjoint solves of one iterate, and a
@@ -276,6 +281,7 @@ class FormSimulator(Simulator):
         max_it: int = 50,
         divergence_factor: float = 1e8,
         initial_guess: Callable | None = None,
+        warm_start: bool = False,
         cache_size: int = 8,
     ):
         super().__init__()
@@ -319,6 +325,7 @@ class FormSimulator(Simulator):
         if not items:
             raise InvalidParameterError("experiments must hold at least one entry")
         self._initial = None
+        self.warm_start, self._last_states = bool(warm_start), {}
         if initial_guess is not None:
             guess = fem.Function(V)
             guess.interpolate(initial_guess)
@@ -437,9 +444,11 @@ class FormSimulator(Simulator):
         The simulator keeps the solutions of the last ``cache_size`` controls (so that the
         jvp and adjoint solves of one iterate reuse its Newton solve and factorization).
         Call this after changing a ``Function`` or ``Constant`` of your own that the residual
-        uses (a source, a load factor): the cache is keyed by ``m`` only.
+        uses (a source, a load factor): the cache is keyed by ``m`` only.  Also forgets the
+        states a ``warm_start`` continues from.
         """
         self._cache.clear()
+        self._last_states.clear()
 
     @property
     def observation_matrix(self):
@@ -508,7 +517,10 @@ class FormSimulator(Simulator):
 
     def _newton(self, exp: _Experiment, point: _Point, index: int) -> np.ndarray:
         """Solve ``F(u, m) = 0`` for the loaded ``m``; returns the dof vector of ``u``."""
-        u = np.zeros(self.num_states) if self._initial is None else self._initial[: self.num_states].copy()
+        if self.warm_start and index in self._last_states:
+            u = self._last_states[index].copy()
+        else:
+            u = np.zeros(self.num_states) if self._initial is None else self._initial[: self.num_states].copy()
         self._set_state(u)
         for bc in exp.bcs:
             bc.set(self.u.x.array)
@@ -533,7 +545,10 @@ class FormSimulator(Simulator):
 
         newton(self.u, self.num_states, lambda: self._vector(exp.F), jacobian_solve, free, linear=exp.linear,
                rtol=self.rtol, atol=self.atol, max_it=self.max_it, divergence_factor=self.divergence_factor)
-        return self.u.x.array[: self.num_states].copy()
+        state = self.u.x.array[: self.num_states].copy()
+        if self.warm_start:
+            self._last_states[index] = state
+        return state
 
     def _observe(self, exp_index: int, u: np.ndarray) -> np.ndarray:
         from dolfinx import fem
