@@ -67,24 +67,17 @@ values fixed (not controls).
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from physinv.core.errors import InvalidParameterError, PhysinvError, ShapeMismatchError
-from physinv.core.simulator import Simulator
+from physinv.core.errors import InvalidParameterError, ShapeMismatchError
 from physinv.fem.dolfinx import import_dolfinx
-from physinv.fem.form_control import (
-    assemble_control_derivative,
-    control_derivative,
-    diff_constant,
-    make_control,
-)
+from physinv.fem.form_base import FormSimulatorBase
+from physinv.fem.form_control import assemble_control_derivative, control_derivative, diff_constant
 from physinv.fem.form_regularizer import FormRegularizer  # noqa: F401  (its former home: old imports keep working)
 from physinv.fem.form_solve import (
-    DEFAULT_PETSC_OPTIONS,
     NewtonError,
     assemble_vector,
     destroy,
@@ -93,9 +86,8 @@ from physinv.fem.form_solve import (
     factorize,
     newton,
     same_form,
-    solve,
 )
-from physinv.fem.point_evaluation import point_evaluation_matrix
+from physinv.fem.point_evaluation import point_evaluation_matrix  # noqa: F401  (its former home: old imports keep working)
 from physinv.fem.quadrature import pin_quadrature_degree
 
 __all__ = ["FormSimulator", "NewtonError"]
@@ -123,32 +115,8 @@ class _Point:
 
 
 
-class _FormFunction(torch.autograd.Function):
-    """``(batch, n_m) -> (batch, n_experiments, n_obs)`` with adjoint backward and tangent jvp."""
 
-    @staticmethod
-    def forward(ctx, m, sim):
-        points = [sim._solve_point(row) for row in m.detach().numpy()]
-        ctx.sim, ctx.points = sim, points
-        out = np.stack([np.stack(p.obs) for p in points])
-        return torch.from_numpy(out)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        g = grad_out.detach().cpu().to(torch.float64).numpy()
-        grads = [sum(ctx.sim._vjp(p, e, g[b, e]) for e in range(g.shape[1])) for b, p in enumerate(ctx.points)]
-        return torch.from_numpy(np.stack(grads)), None
-
-    @staticmethod
-    def jvp(ctx, m_t, _sim_t):
-        dm = m_t.detach().cpu().to(torch.float64).numpy()
-        n_exp = len(ctx.sim._experiments)
-        out = [[ctx.sim._jvp(p, e, dm[b]) for e in range(n_exp)] for b, p in enumerate(ctx.points)]
-        return torch.from_numpy(np.array(out, dtype=np.float64))
-
-
-class FormSimulator(Simulator):
+class FormSimulator(FormSimulatorBase):
     r"""A DOLFINx variational problem ``F(u, m; v) = 0`` as a differentiable map ``m -> obs(u(m), m)``.
 
     The simulator creates the state ``u`` (a ``dolfinx.fem.Function`` on
@@ -265,6 +233,9 @@ class FormSimulator(Simulator):
         ``{"newton_iterations": ..., "factorizations": ..., "solves": ...}`` counters.
     """
 
+    _display_name = "FormSimulator"
+    _tensor_hint = " (convert with torch.as_tensor(..., dtype=torch.float64))"
+
     def __init__(
         self,
         V,
@@ -289,35 +260,15 @@ class FormSimulator(Simulator):
         import ufl
         from dolfinx import fem
 
-        msh = V.mesh
-        if msh.comm.size != 1:
-            raise PhysinvError(
-                f"FormSimulator runs on serial meshes; this mesh is distributed over {msh.comm.size} "
-                "processes (create it on MPI.COMM_SELF)")
-        for name, value in (("rtol", rtol), ("atol", atol)):
-            if not (np.isfinite(value) and value >= 0):
-                raise InvalidParameterError(f"{name} must be finite and >= 0; got {value}")
-        if not divergence_factor > 1:
-            raise InvalidParameterError(f"divergence_factor must be > 1; got {divergence_factor}")
-        if int(max_it) < 1:
-            raise InvalidParameterError(f"max_it must be >= 1; got {max_it}")
-        self.V, self.mesh = V, msh
-        self.rtol, self.atol, self.max_it = float(rtol), float(atol), int(max_it)
-        self.divergence_factor = float(divergence_factor)
-        self.petsc_options = {**DEFAULT_PETSC_OPTIONS, **(petsc_options or {})}
-        self.cache_size = int(cache_size)
-        self._cache: OrderedDict[bytes, _Point] = OrderedDict()
+        self._check_serial(V.mesh)
+        self._check_newton_settings(rtol, atol, max_it, divergence_factor)
+        self._init_solver(V, petsc_options, rtol, atol, max_it, divergence_factor, cache_size)
         self.calls = {"newton_iterations": 0, "factorizations": 0, "solves": 0}
 
         # state, test function, control
-        self.u = fem.Function(V, name="u")
-        self.v = ufl.TestFunction(V)
+        self._init_state_and_control(V, control)
         self._du = ufl.TrialFunction(V)
-        self.num_states = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
-        self._control = make_control(msh, control)
-        self.M, self._constant, self.m = self._control.M, self._control.constant, self._control.symbol
-        self.num_controls = self._control.size
-        self.parameter_shape = (self.num_controls,)
+        self._constant = self._control.constant
 
         # experiments
         self._with_experiments = experiments is not None
@@ -356,24 +307,12 @@ class FormSimulator(Simulator):
         return residual(self.u, self.m, self.v)
 
     def _compile(self, residual, bcs, s, linear) -> _Experiment:
-        import ufl
         from dolfinx import fem
-        from ufl.algorithms import expand_derivatives
 
         F = self._call_residual(residual, s)
-        if not isinstance(F, ufl.Form):
-            raise InvalidParameterError(
-                "residual must return a ufl.Form (e.g. inner(grad(u), grad(v)) * dx - f * v * dx); "
-                f"got {type(F).__name__}")
-        if len(F.arguments()) != 1 or F.arguments()[0] != self.v:
-            raise InvalidParameterError(
-                "the residual must be linear in the test function v it is given (a rank-1 form in v), with no "
-                f"TrialFunction; got a form with arguments {F.arguments()}")
-        F = pin_quadrature_degree(F)  # J_u and dF/dm integrated by F's rule: exact discrete derivatives
-        J = expand_derivatives(ufl.derivative(F, self.u, self._du))
-        if J.empty():
-            raise InvalidParameterError("the residual does not depend on the state u; nothing to solve for")
-        affine = expand_derivatives(ufl.derivative(J, self.u, ufl.TrialFunction(self.V))).empty()
+        # J_u and dF/dm integrated by F's rule: exact discrete derivatives
+        F = self._checked_residual(F, "residual", "residual", "inner(grad(u), grad(v)) * dx - f * v * dx")
+        J, affine = self._state_jacobian(F, self._du, "residual", "state u")
         if linear and not affine:
             warnings.warn("linear=True, but the residual is not affine in u (d^2F/du^2 is not an empty form): "
                           "one Newton step will not solve it; leave linear=None to detect it", stacklevel=3)
@@ -403,11 +342,6 @@ class FormSimulator(Simulator):
 
         self._functionals = None
         self._P = None
-        if isinstance(observe, str):
-            if observe != "state":
-                raise InvalidParameterError(f"observe must be 'state', sensor points or a functional; got {observe!r}")
-            self.observe_kind, self.obs_shape = "state", (self.num_states,)
-            return
         if callable(observe):
             forms = observe(self.u, self.m)
             single = isinstance(forms, ufl.Form)
@@ -430,11 +364,7 @@ class FormSimulator(Simulator):
             self.observe_kind = "functional"
             self.obs_shape = () if single else (len(compiled),)
             return
-        self._P = point_evaluation_matrix(self.V, observe)
-        bs = self.V.dofmap.bs
-        n_points = self._P.shape[0] // bs
-        self.observe_kind = "points"
-        self.obs_shape = (n_points,) if bs == 1 else (n_points, bs)
+        self._observe_state_or_points(observe, "'state', sensor points or a functional")
 
     # ------------------------------------------------------------------ coordinates and helpers
 
@@ -450,37 +380,6 @@ class FormSimulator(Simulator):
         self._cache.clear()
         self._last_states.clear()
 
-    @property
-    def observation_matrix(self):
-        """The sparse point-evaluation matrix ``(n_points * bs, n_u)`` of ``observe=points``, else ``None``."""
-        return self._P
-
-    @property
-    def state_coordinates(self) -> np.ndarray:
-        """``(n_u / bs, gdim)`` coordinates of the state dofs (the order of ``observe="state"``)."""
-        return self.V.tabulate_dof_coordinates()[:, : self.mesh.geometry.dim]
-
-    @property
-    def control_coordinates(self) -> np.ndarray:
-        """``(n_m, gdim)`` coordinates of the control dofs (cell midpoints for DG0)."""
-        if self.M is None:
-            raise InvalidParameterError("the control is a vector of constants; it has no coordinates")
-        return self.M.tabulate_dof_coordinates()[:, : self.mesh.geometry.dim]
-
-    def interpolate_control(self, f: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
-        """``f`` interpolated into the control space, as a float64 tensor ``(n_m,)``.
-
-        ``f(x)`` receives the points ``x`` of shape ``(3, n)`` and returns ``(n,)`` values
-        (DOLFINx's interpolation convention).
-        """
-        from dolfinx import fem
-
-        if self.M is None:
-            raise InvalidParameterError("the control is a vector of constants; pass its values directly")
-        fn = fem.Function(self.M)
-        fn.interpolate(f)
-        return torch.from_numpy(fn.x.array[: self.num_controls].copy())
-
     def state_function(self, values):
         """A new DOLFINx ``Function`` on ``V`` holding the dof vector ``values`` ``(n_u,)`` (for plotting, output)."""
         from dolfinx import fem
@@ -494,13 +393,6 @@ class FormSimulator(Simulator):
 
     # ------------------------------------------------------------------ numerics
 
-    def _set_control(self, m: np.ndarray) -> None:
-        self._control.set(m)
-
-    def _set_state(self, u: np.ndarray) -> None:
-        self.u.x.array[: self.num_states] = u
-        self.u.x.scatter_forward()
-
     def _vector(self, form) -> np.ndarray:
         return assemble_vector(form, self.num_states)
 
@@ -509,11 +401,6 @@ class FormSimulator(Simulator):
         solver = factorize(exp.J_form, exp.bcs, self.mesh.comm, self.petsc_options)
         self.calls["factorizations"] += 1
         return solver
-
-    def _solve(self, solver, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
-        out = solve(solver, rhs, self.petsc_options, transpose)
-        self.calls["solves"] += 1
-        return out
 
     def _newton(self, exp: _Experiment, point: _Point, index: int) -> np.ndarray:
         """Solve ``F(u, m) = 0`` for the loaded ``m``; returns the dof vector of ``u``."""
@@ -559,20 +446,14 @@ class FormSimulator(Simulator):
             return self._P @ u
         return np.array([fem.assemble_scalar(J) for J, _, _ in self._functionals], dtype=np.float64)
 
-    def _solve_point(self, m: np.ndarray) -> _Point:
-        key = m.tobytes()
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+    def _compute_point(self, m: np.ndarray) -> _Point:
+        """Solve every experiment at ``m`` (uncached; :meth:`_solve_point` caches)."""
         point = _Point(m.copy())
         self._set_control(m)
         for i, exp in enumerate(self._experiments):
             u = self._newton(exp, point, i)
             point.states.append(u)
             point.obs.append(self._observe(i, u))
-        self._cache[key] = point
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)  # PETSc objects go when the last autograd graph using them goes
         return point
 
     def _linearization(self, point: _Point, e: int):
@@ -644,35 +525,23 @@ class FormSimulator(Simulator):
 
     # ------------------------------------------------------------------ torch interface
 
-    def check_parameters(self, m: torch.Tensor) -> None:
-        """Raise unless ``m`` is a finite float64 tensor of shape ``(n_m,)`` or ``(batch, n_m)``."""
-        if not torch.is_tensor(m):
-            raise InvalidParameterError(
-                f"m must be a torch.Tensor of shape ({self.num_controls},) or (batch, {self.num_controls}); got "
-                f"{type(m).__name__} (convert with torch.as_tensor(..., dtype=torch.float64))")
-        if m.dtype != torch.float64:
-            raise InvalidParameterError(
-                f"FormSimulator computes in float64 (DOLFINx's PETSc is real double); got m of dtype {m.dtype}: "
-                "convert with m.double()")
-        if m.ndim not in (1, 2) or m.shape[-1] != self.num_controls:
-            what = (f"{self.num_controls} constants" if self.M is None
-                    else f"{self.num_controls} dofs of the control space")
-            raise ShapeMismatchError(
-                f"m has shape {tuple(m.shape)}; expected ({self.num_controls},) or (batch, {self.num_controls}): the "
-                f"control has {what}")
-        if not bool(torch.isfinite(m.detach()).all()):
-            raise InvalidParameterError(f"m contains {int((~torch.isfinite(m.detach())).sum())} NaN/Inf value(s)")
+    def _shape_hint(self) -> str:
+        what = f"{self.num_controls} constants" if self.M is None else f"{self.num_controls} dofs of the control space"
+        return f": the control has {what}"
+
+    def _point_output(self, point: _Point) -> np.ndarray:
+        return np.stack(point.obs)  # (n_experiments, n_obs)
+
+    def _point_vjp(self, point: _Point, g: np.ndarray) -> np.ndarray:
+        return sum(self._vjp(point, e, g[e]) for e in range(g.shape[0]))
+
+    def _point_jvp(self, point: _Point, dm: np.ndarray) -> np.ndarray:
+        return np.array([self._jvp(point, e, dm) for e in range(len(self._experiments))], dtype=np.float64)
 
     def forward(self, m: torch.Tensor) -> torch.Tensor:
         """``obs(u(m), m)``: shape ``(batch?, n_experiments?, *obs_shape)`` (class docstring)."""
-        self.check_parameters(m)
-        batched = m.ndim == 2
-        device = m.device
-        rows = (m if batched else m.unsqueeze(0)).cpu()
-        out = _FormFunction.apply(rows, self)  # (batch, n_experiments, n_obs)
-        shape = ((rows.shape[0],) if batched else ()) + \
-            ((len(self._experiments),) if self._with_experiments else ()) + self.obs_shape
-        return out.reshape(shape).to(device)
+        experiments = (len(self._experiments),) if self._with_experiments else ()
+        return self._apply(m, experiments + self.obs_shape)
 
     def extra_repr(self) -> str:
         return (f"n_u={self.num_states}, n_m={self.num_controls}, observe={self.observe_kind}, "

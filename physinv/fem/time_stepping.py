@@ -60,18 +60,16 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from physinv.core.errors import InvalidParameterError, PhysinvError, ShapeMismatchError
-from physinv.core.simulator import Simulator
+from physinv.core.errors import InvalidParameterError, ShapeMismatchError
 from physinv.fem.dolfinx import import_dolfinx
-from physinv.fem.form_control import assemble_control_derivative, control_derivative, make_control
+from physinv.fem.form_base import FormSimulatorBase
+from physinv.fem.form_control import assemble_control_derivative, control_derivative
 from physinv.fem.form_solve import (
-    DEFAULT_PETSC_OPTIONS,
     NewtonError,
     assemble_vector,
     destroy,
@@ -79,10 +77,7 @@ from physinv.fem.form_solve import (
     dirichlet_dofs,
     factorize,
     newton,
-    solve,
 )
-from physinv.fem.point_evaluation import point_evaluation_matrix
-from physinv.fem.quadrature import pin_quadrature_degree
 
 __all__ = ["TimeSteppingFormSimulator", "theta_scheme"]
 
@@ -184,28 +179,8 @@ class _Point:
         self.cached: dict = {}  # operator name -> value (policy "control")
 
 
-class _TimeFunction(torch.autograd.Function):
-    """``(batch, n_m) -> (batch, n_obs_steps, n_obs)`` with an adjoint sweep backward and a tangent sweep jvp."""
 
-    @staticmethod
-    def forward(ctx, m, sim):
-        points = [sim._solve_point(row) for row in m.detach().numpy()]
-        ctx.sim, ctx.points = sim, points
-        return torch.from_numpy(np.stack([sim._observe(p) for p in points]))
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        g = grad_out.detach().cpu().to(torch.float64).numpy()
-        return torch.from_numpy(np.stack([ctx.sim._adjoint_sweep(p, g[b]) for b, p in enumerate(ctx.points)])), None
-
-    @staticmethod
-    def jvp(ctx, m_t, _sim_t):
-        dm = m_t.detach().cpu().to(torch.float64).numpy()
-        return torch.from_numpy(np.stack([ctx.sim._tangent_sweep(p, dm[b]) for b, p in enumerate(ctx.points)]))
-
-
-class TimeSteppingFormSimulator(Simulator):
+class TimeSteppingFormSimulator(FormSimulatorBase):
     r"""``m -> (P u_{k_1}, ..., P u_{k_J})`` for the steps ``F_k(u_k, u_{k-1}, m; v) = 0``, differentiable.
 
     Forward: ``n_steps`` steps from ``u0`` (Newton, or one linear solve per step
@@ -277,6 +252,8 @@ class TimeSteppingFormSimulator(Simulator):
         Counters: ``steps``, ``newton_iterations``, ``factorizations``, ``solves``.
     """
 
+    _display_name = "TimeSteppingFormSimulator"
+
     def __init__(
         self,
         V,
@@ -306,10 +283,7 @@ class TimeSteppingFormSimulator(Simulator):
         from ufl.algorithms import expand_derivatives
 
         msh = V.mesh
-        if msh.comm.size != 1:
-            raise PhysinvError(
-                f"TimeSteppingFormSimulator runs on serial meshes; this mesh is distributed over {msh.comm.size} "
-                "processes (create it on MPI.COMM_SELF)")
+        self._check_serial(msh)
         if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
             raise InvalidParameterError(f"n_steps must be an int >= 1; got {n_steps!r}")
         for name, value in (("dt", dt), ("t0", t0)):
@@ -317,51 +291,25 @@ class TimeSteppingFormSimulator(Simulator):
                 raise InvalidParameterError(f"{name} must be finite; got {value}")
         if not dt > 0:
             raise InvalidParameterError(f"dt must be > 0 (s); got {dt}")
-        for name, value in (("rtol", rtol), ("atol", atol)):
-            if not (np.isfinite(value) and value >= 0):
-                raise InvalidParameterError(f"{name} must be finite and >= 0; got {value}")
-        if not divergence_factor > 1:
-            raise InvalidParameterError(f"divergence_factor must be > 1; got {divergence_factor}")
-        if int(max_it) < 1:
-            raise InvalidParameterError(f"max_it must be >= 1; got {max_it}")
+        self._check_newton_settings(rtol, atol, max_it, divergence_factor)
         if int(cache_size) < 1:
             raise InvalidParameterError(f"cache_size must be >= 1; got {cache_size}")
-        self.V, self.mesh = V, msh
+        self._init_solver(V, petsc_options, rtol, atol, max_it, divergence_factor, cache_size)
         self.n_steps, self.dt, self.t0 = int(n_steps), float(dt), float(t0)
         self.times = self.t0 + self.dt * np.arange(self.n_steps + 1)
-        self.rtol, self.atol, self.max_it = float(rtol), float(atol), int(max_it)
-        self.divergence_factor = float(divergence_factor)
-        self.petsc_options = {**DEFAULT_PETSC_OPTIONS, **(petsc_options or {})}
-        self.cache_size = int(cache_size)
-        self._cache: OrderedDict[bytes, _Point] = OrderedDict()
         self._global: dict = {}
         self.calls = {"steps": 0, "newton_iterations": 0, "factorizations": 0, "solves": 0}
 
-        self.u = fem.Function(V, name="u")
+        self._init_state_and_control(V, control)
         self.u_old = fem.Function(V, name="u_old")
-        self.v = ufl.TestFunction(V)
         self.t = fem.Constant(msh, self.t0 + self.dt)
-        self.num_states = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
-        self._control = make_control(msh, control)
-        self.M, self.m = self._control.M, self._control.symbol
-        self.num_controls = self._control.size
-        self.parameter_shape = (self.num_controls,)
 
         F = _call(step_residual, (self.u, self.u_old, self.m, self.v, self.t), "step_residual",
                   "step_residual(u, u_old, m, v, t) -> ufl.Form")
-        if not isinstance(F, ufl.Form):
-            raise InvalidParameterError(
-                "step_residual must return a ufl.Form (e.g. (u - u_old) / dt * v * dx + inner(grad(u), grad(v)) * dx"
-                f" - m * v * dx); got {type(F).__name__}")
-        if len(F.arguments()) != 1 or F.arguments()[0] != self.v:
-            raise InvalidParameterError(
-                "the step residual must be linear in the test function v it is given (a rank-1 form in v), with no "
-                f"TrialFunction; got a form with arguments {F.arguments()}")
-        F = pin_quadrature_degree(F)  # J, B and D integrated by F's rule: exact discrete derivatives
-        J = expand_derivatives(ufl.derivative(F, self.u, ufl.TrialFunction(V)))
-        if J.empty():
-            raise InvalidParameterError("the step residual does not depend on the new state u; nothing to solve for")
-        affine = expand_derivatives(ufl.derivative(J, self.u, ufl.TrialFunction(V))).empty()
+        # J, B and D integrated by F's rule: exact discrete derivatives
+        F = self._checked_residual(F, "step_residual", "step residual",
+                                   "(u - u_old) / dt * v * dx + inner(grad(u), grad(v)) * dx - m * v * dx")
+        J, affine = self._state_jacobian(F, ufl.TrialFunction(V), "step residual", "new state u")
         if linear and not affine:
             warnings.warn("linear=True, but the step residual is not affine in u: one Newton step will not solve "
                           "it; leave linear=None to detect it", stacklevel=2)
@@ -431,19 +379,10 @@ class TimeSteppingFormSimulator(Simulator):
                 f"dt); got {steps.tolist()}")
         self.observe_steps = steps.astype(np.int64)
         self._P = None
-        if isinstance(observe, str):
-            if observe != "state":
-                raise InvalidParameterError(f"observe must be 'state' or sensor points; got {observe!r}")
-            self.observe_kind, self.obs_shape = "state", (self.num_states,)
-            return
         if callable(observe):
             raise InvalidParameterError("TimeSteppingFormSimulator observes 'state' or sensor points, "
                                         "not functionals")
-        self._P = point_evaluation_matrix(self.V, observe)
-        bs = self.V.dofmap.bs
-        n_points = self._P.shape[0] // bs
-        self.observe_kind = "points"
-        self.obs_shape = (n_points,) if bs == 1 else (n_points, bs)
+        self._observe_state_or_points(observe, "'state' or sensor points")
 
     # ------------------------------------------------------------------ public helpers
 
@@ -453,36 +392,9 @@ class TimeSteppingFormSimulator(Simulator):
         self._global.clear()
 
     @property
-    def observation_matrix(self):
-        """The sparse point-evaluation matrix ``(n_points * bs, n_u)``, or ``None`` for ``observe="state"``."""
-        return self._P
-
-    @property
     def stored_state_bytes(self) -> int:
         """Bytes of the stored trajectories (all cached controls): ``(N + 1) n_u`` float64 each."""
         return int(sum(p.states.nbytes for p in self._cache.values()))
-
-    @property
-    def state_coordinates(self) -> np.ndarray:
-        """``(n_u / bs, gdim)`` coordinates of the state dofs."""
-        return self.V.tabulate_dof_coordinates()[:, : self.mesh.geometry.dim]
-
-    @property
-    def control_coordinates(self) -> np.ndarray:
-        """``(n_m, gdim)`` coordinates of the control dofs (cell midpoints for DG0)."""
-        if self.M is None:
-            raise InvalidParameterError("the control is a vector of constants; it has no coordinates")
-        return self.M.tabulate_dof_coordinates()[:, : self.mesh.geometry.dim]
-
-    def interpolate_control(self, f: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
-        """``f(x)`` (``x`` of shape ``(3, n)``) interpolated into the control space: float64 ``(n_m,)``."""
-        from dolfinx import fem
-
-        if self.M is None:
-            raise InvalidParameterError("the control is a vector of constants; pass its values directly")
-        fn = fem.Function(self.M)
-        fn.interpolate(f)
-        return torch.from_numpy(fn.x.array[: self.num_controls].copy())
 
     def trajectory(self, m: torch.Tensor) -> torch.Tensor:
         """All states ``(N + 1, n_u)`` (``u_0 .. u_N``) at the control ``m`` ``(n_m,)`` (not differentiable)."""
@@ -495,8 +407,7 @@ class TimeSteppingFormSimulator(Simulator):
 
     def _load(self, point: _Point, k: int) -> None:
         """Load ``u_k``, ``u_{k-1}`` and ``t_k`` (the control is loaded by the caller)."""
-        self.u.x.array[: self.num_states] = point.states[k]
-        self.u.x.scatter_forward()
+        self._set_state(point.states[k])
         self.u_old.x.array[: self.num_states] = point.states[k - 1]
         self.u_old.x.scatter_forward()
         self.t.value = self.times[k]
@@ -505,11 +416,6 @@ class TimeSteppingFormSimulator(Simulator):
         solver = factorize(self._J.compiled, self.bcs, self.mesh.comm, self.petsc_options, name="time_step")
         self.calls["factorizations"] += 1
         return solver
-
-    def _solve(self, solver, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
-        out = solve(solver, rhs, self.petsc_options, transpose)
-        self.calls["solves"] += 1
-        return out
 
     def _shared_solver(self, point: _Point):
         """The factorized ``J`` when its policy is ``global`` or ``control`` (kept), else ``None``."""
@@ -540,15 +446,12 @@ class TimeSteppingFormSimulator(Simulator):
             store[name] = value
         return value
 
-    def _solve_point(self, m: np.ndarray) -> _Point:
-        key = m.tobytes()
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+    def _compute_point(self, m: np.ndarray) -> _Point:
+        """The trajectory at ``m``, step by step (uncached; :meth:`_solve_point` caches)."""
         states = np.empty((self.n_steps + 1, self.num_states))
         states[0] = self._u0
         point = _Point(m.copy(), states)
-        self._control.set(m)
+        self._set_control(m)
         shared = self._shared_solver(point) if self.linear else None
         for k in range(1, self.n_steps + 1):
             self.u_old.x.array[: self.num_states] = states[k - 1]
@@ -585,9 +488,6 @@ class TimeSteppingFormSimulator(Simulator):
                     destroy(step_solver)
             states[k] = self.u.x.array[: self.num_states]
             self.calls["steps"] += 1
-        self._cache[key] = point
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
         return point
 
     def _observe(self, point: _Point) -> np.ndarray:
@@ -615,7 +515,7 @@ class TimeSteppingFormSimulator(Simulator):
         grad = np.zeros(self.num_controls)
         if not observed:
             return grad
-        self._control.set(point.m)
+        self._set_control(point.m)
         lam_sum = np.zeros(self.num_states)
         lam_next = None  # lam_{k+1}, with B_{k+1} applied: B_{k+1}^T lam_{k+1}
         for k in range(max(observed), 0, -1):
@@ -659,7 +559,7 @@ class TimeSteppingFormSimulator(Simulator):
         last = int(self.observe_steps.max())
         if last == 0 or not np.any(dm):
             return out
-        self._control.set(point.m)
+        self._set_control(point.m)
         du = np.zeros(self.num_states)
         Ddm = None
         for k in range(1, last + 1):
@@ -682,31 +582,18 @@ class TimeSteppingFormSimulator(Simulator):
 
     # ------------------------------------------------------------------ torch interface
 
-    def check_parameters(self, m: torch.Tensor) -> None:
-        """Raise unless ``m`` is a finite float64 tensor of shape ``(n_m,)`` or ``(batch, n_m)``."""
-        if not torch.is_tensor(m):
-            raise InvalidParameterError(
-                f"m must be a torch.Tensor of shape ({self.num_controls},) or (batch, {self.num_controls}); got "
-                f"{type(m).__name__}")
-        if m.dtype != torch.float64:
-            raise InvalidParameterError(
-                f"TimeSteppingFormSimulator computes in float64 (DOLFINx's PETSc is real double); got m of dtype "
-                f"{m.dtype}: convert with m.double()")
-        if m.ndim not in (1, 2) or m.shape[-1] != self.num_controls:
-            raise ShapeMismatchError(
-                f"m has shape {tuple(m.shape)}; expected ({self.num_controls},) or (batch, {self.num_controls})")
-        if not bool(torch.isfinite(m.detach()).all()):
-            raise InvalidParameterError(f"m contains {int((~torch.isfinite(m.detach())).sum())} NaN/Inf value(s)")
+    def _point_output(self, point: _Point) -> np.ndarray:
+        return self._observe(point)
+
+    def _point_vjp(self, point: _Point, g: np.ndarray) -> np.ndarray:
+        return self._adjoint_sweep(point, g)
+
+    def _point_jvp(self, point: _Point, dm: np.ndarray) -> np.ndarray:
+        return self._tangent_sweep(point, dm)
 
     def forward(self, m: torch.Tensor) -> torch.Tensor:
         """Observations ``(batch?, n_observed_steps, *obs_shape)`` (class docstring)."""
-        self.check_parameters(m)
-        batched = m.ndim == 2
-        device = m.device
-        rows = (m if batched else m.unsqueeze(0)).cpu()
-        out = _TimeFunction.apply(rows, self)
-        shape = ((rows.shape[0],) if batched else ()) + (len(self.observe_steps),) + self.obs_shape
-        return out.reshape(shape).to(device)
+        return self._apply(m, (len(self.observe_steps),) + self.obs_shape)
 
     def extra_repr(self) -> str:
         return (f"n_u={self.num_states}, n_m={self.num_controls}, n_steps={self.n_steps}, dt={self.dt:g}, "
