@@ -22,9 +22,12 @@ from pathlib import Path
 
 import physinv
 from physinv.core.errors import InvalidParameterError
+from physinv.core.locking import ExclusiveLock
 
 #: The record of the run whose outputs ``DIR`` holds.
 RUN_RECORD = "run.json"
+#: Seconds a run waits for another run's commit into the same folder before it gives up.
+COMMIT_WAIT = 60.0
 #: The PNG ``tEXt`` keyword under which every figure carries its run id.
 PNG_KEYWORD = "physinv-run"
 
@@ -72,14 +75,16 @@ class RunFolder:
                   "physinv_version": physinv.__version__, "started": self.started.isoformat(timespec="seconds"),
                   "finished": datetime.now().astimezone().isoformat(timespec="seconds"), "outputs": outputs}
         (self.stage / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        stale = self._earlier_outputs() - set(outputs)
-        with _signals_held():
-            for name in outputs:  # run.json last
-                (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self.stage / name, self.dir / name)
-            for name in stale:
-                (self.dir / name).unlink(missing_ok=True)
-            self.discard()
+        # one commit into DIR at a time: a second run finishing together waits, and never mixes sets
+        with ExclusiveLock(self.dir / RUN_RECORD, wait=COMMIT_WAIT, what=f"committing run {self.run_id} into"):
+            stale = self._earlier_outputs() - set(outputs)
+            with _signals_held():
+                for name in outputs:  # run.json last
+                    (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(self.stage / name, self.dir / name)
+                for name in stale:
+                    (self.dir / name).unlink(missing_ok=True)
+                self.discard()
         return outputs
 
     def discard(self) -> None:
@@ -93,7 +98,8 @@ class RunFolder:
         except (OSError, ValueError, KeyError, TypeError):
             return set()
         root = self.dir.resolve()
-        return {n for n in names if isinstance(n, str) and (root / n).resolve().is_relative_to(root)}
+        return {n for n in names if isinstance(n, str) and (root / n).resolve().is_relative_to(root)
+                and (root / n).resolve() != root and not (root / n).is_dir()}
 
 
 def _stamp_png(path: Path, run_id: str) -> None:
@@ -109,9 +115,10 @@ def _stamp_png(path: Path, run_id: str) -> None:
 def _signals_held():
     """Hold SIGINT and SIGTERM until the block is done, then deliver them (main thread only)."""
     caught: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, _frame: caught.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
     try:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            previous[s] = signal.signal(s, lambda signum, _frame: caught.append(signum))
         yield
     finally:
         for s, handler in previous.items():

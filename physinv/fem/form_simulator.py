@@ -72,7 +72,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from physinv.core.errors import InvalidParameterError, ShapeMismatchError
+from physinv.core.errors import InvalidParameterError
 from physinv.fem.dolfinx import import_dolfinx
 from physinv.fem.form_base import FormSimulatorBase
 from physinv.fem.form_control import assemble_control_derivative, control_derivative, diff_constant
@@ -379,17 +379,6 @@ class FormSimulator(FormSimulatorBase):
         """
         self._cache.clear()
         self._last_states.clear()
-
-    def state_function(self, values):
-        """A new DOLFINx ``Function`` on ``V`` holding the dof vector ``values`` ``(n_u,)`` (for plotting, output)."""
-        from dolfinx import fem
-
-        arr = np.asarray(values.detach().cpu() if torch.is_tensor(values) else values, dtype=np.float64).ravel()
-        if arr.shape != (self.num_states,):
-            raise ShapeMismatchError(f"a state has {self.num_states} dofs; got shape {arr.shape}")
-        fn = fem.Function(self.V)
-        fn.x.array[: self.num_states] = arr
-        return fn
 
     # ------------------------------------------------------------------ numerics
 

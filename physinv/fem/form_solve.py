@@ -150,11 +150,9 @@ def factorize(form, bcs, comm, petsc_options: dict, name: str = "form"):
     opts = PETSc.Options()
     for key, value in petsc_options.items():
         opts[prefix + key] = value
-    ksp.setOptionsPrefix(prefix)
-    ksp.setFromOptions()
-    for key in petsc_options:
-        del opts[prefix + key]
     try:
+        ksp.setOptionsPrefix(prefix)
+        ksp.setFromOptions()
         ksp.setUp()
     except PETSc.Error as exc:
         ksp.destroy()
@@ -162,6 +160,9 @@ def factorize(form, bcs, comm, petsc_options: dict, name: str = "form"):
         raise DolfinxSolveError(
             f"the factorization of the Jacobian dF/du failed (PETSc error {exc}); is the problem well posed "
             "(Dirichlet conditions given, coefficients nonzero)?") from exc
+    finally:
+        for key in petsc_options:
+            del opts[prefix + key]
     return A, ksp
 
 
@@ -181,12 +182,13 @@ def solve(solver, rhs: np.ndarray, petsc_options: dict, transpose: bool = False)
     b.array[:] = rhs
     try:
         (ksp.solveTranspose if transpose else ksp.solve)(b, x)
+        reason = ksp.getConvergedReason()
+        out = x.array.copy()
     except PETSc.Error as exc:
         raise DolfinxSolveError(f"the PETSc linear solve failed ({exc}); is the problem well posed?") from exc
-    reason = ksp.getConvergedReason()
-    out = x.array.copy()
-    b.destroy()
-    x.destroy()
+    finally:
+        b.destroy()
+        x.destroy()
     if reason < 0 or not np.all(np.isfinite(out)):
         names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int)}
         raise DolfinxSolveError(

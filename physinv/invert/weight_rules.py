@@ -56,6 +56,8 @@ def _combine(chosen: OptimizationResult, runs: list[OptimizationResult], converg
 
 def _real(x) -> float:
     """``float(x)``, or NaN for what is no real number (a string, None...), so the checks below refuse it."""
+    if isinstance(x, (str, bytes)):
+        return math.nan
     try:
         return float(x)
     except (TypeError, ValueError):

@@ -270,27 +270,25 @@ def _open_partial_for(gen: DatasetGenerator, params: dict, identity: dict, out: 
     """
     partial = partial_path(out)
     if partial.exists():
+        h5 = None
         try:
-            h5, meta = datafile.open_partial(out)
+            if datafile.check_seal(partial):  # complete and sealed: only the rename is missing; never reopened "r+"
+                _check_identity(datafile.read_metadata(partial, sealed=False), identity, partial)
+                return None
+            h5, meta = datafile.open_partial(out)  # the recorded chunks checked against their digests
+            _check_identity(meta, identity, partial)
+            return h5
+        except DataMismatchError:
+            if h5 is not None:
+                h5.close()
+            if not overwrite:
+                raise
+            partial.unlink()
         except DataFileError as exc:
+            if h5 is not None:
+                h5.close()
             warnings.warn(f"{exc}; it is an unfinished generation, starting it over", stacklevel=3)
             partial.unlink()
-        else:
-            try:
-                _check_identity(meta, identity, partial)
-                if meta["complete"]:
-                    h5.close()
-                    return None
-                return h5
-            except DataMismatchError:
-                h5.close()
-                if not overwrite:
-                    raise
-                partial.unlink()
-            except DataFileError as exc:
-                h5.close()
-                warnings.warn(f"{exc}; it is an unfinished generation, starting it over", stacklevel=3)
-                partial.unlink()
     first = _simulate_range(gen, params, identity["seed"], 0, 1)  # field shapes and dtypes
     datafile.create_partial(out, identity, gen.description, gen.inputs, gen.targets, first)
     return datafile.open_partial(out)[0]

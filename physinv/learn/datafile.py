@@ -233,9 +233,12 @@ def format_of(path: Path) -> str | None:
     """The format of a physinv data file (from its seal, or its ``format`` attribute), or None for other files."""
     import h5py
 
-    with open(path, "rb") as fh:
-        if _SEAL.match(fh.read(USERBLOCK)):
-            return FORMAT
+    try:
+        with open(path, "rb") as fh:
+            if _SEAL.match(fh.read(USERBLOCK)):
+                return FORMAT
+    except OSError:
+        return None
     try:
         with h5py.File(path, "r", **_H5) as h5:
             value = _plain(h5.attrs.get("format"))

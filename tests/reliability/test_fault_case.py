@@ -57,7 +57,8 @@ def test_an_interrupted_rerun_leaves_the_earlier_run_whole(tmp_path):
         (out / name).write_bytes(content)
 
     proc, t0 = _start(out)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    _, stderr = proc.communicate(timeout=300)  # drains both pipes: a full pipe never blocks the case
+    assert proc.returncode == 0, stderr
     compute = time.monotonic() - t0  # from the first line to the end
     first = _files(out)
     first_ids = _run_ids(out)
@@ -75,7 +76,8 @@ def test_an_interrupted_rerun_leaves_the_earlier_run_whole(tmp_path):
             t0 = time.monotonic()
         time.sleep(max(0.0, t0 + delay - time.monotonic()))
         proc.send_signal(signal.SIGINT)
-        code, stderr = proc.wait(timeout=300), proc.stderr.read()
+        _, stderr = proc.communicate(timeout=300)
+        code = proc.returncode
         if code == 0:  # finished before the signal: a complete run, now the one to keep
             assert len(_run_ids(out)) == 1
             first = _files(out)
@@ -86,7 +88,8 @@ def test_an_interrupted_rerun_leaves_the_earlier_run_whole(tmp_path):
     assert interrupted >= 1
 
     proc, _ = _start(out)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    _, stderr = proc.communicate(timeout=300)  # drains both pipes: a full pipe never blocks the case
+    assert proc.returncode == 0, stderr
     last = _files(out)
     (last_id,) = _run_ids(out)
     assert last_id not in first_ids
