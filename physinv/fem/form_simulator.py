@@ -76,7 +76,6 @@ from physinv.core.errors import InvalidParameterError
 from physinv.fem.dolfinx import import_dolfinx
 from physinv.fem.form_base import FormSimulatorBase
 from physinv.fem.form_control import assemble_control_derivative, control_derivative, diff_constant
-from physinv.fem.form_regularizer import FormRegularizer  # noqa: F401  (its former home: old imports keep working)
 from physinv.fem.form_solve import (
     NewtonError,
     assemble_vector,
@@ -87,7 +86,6 @@ from physinv.fem.form_solve import (
     newton,
     same_form,
 )
-from physinv.fem.point_evaluation import point_evaluation_matrix  # noqa: F401  (its former home: old imports keep working)
 from physinv.fem.quadrature import pin_quadrature_degree
 
 __all__ = ["FormSimulator", "NewtonError"]

@@ -18,12 +18,7 @@ from physinv.learn.checkpoint import CheckpointCorruptError, CheckpointError, Ch
 from physinv.learn.trainer import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batches(step):

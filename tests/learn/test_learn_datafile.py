@@ -64,19 +64,6 @@ def test_the_old_file_stays_until_the_replacement_is_complete(tmp_path, monkeypa
     assert path.read_bytes() == before and data.read_metadata(path)["seed"] == 1
 
 
-def _as_partial(path):
-    """The complete file ``path`` turned back into the partial file of its generation (no seal, not complete)."""
-    partial = datafile.partial_path(path)
-    raw = bytearray(path.read_bytes())
-    raw[:datafile.USERBLOCK] = bytes(datafile.USERBLOCK)
-    partial.write_bytes(bytes(raw))
-    path.unlink()
-    with h5py.File(partial, "r+", **datafile._H5) as h5:
-        datafile._set_attrs(h5, {"complete": False})
-    assert data.read_metadata(path)["chunks_done"] == 2
-    return partial
-
-
 def _flip_chunk(path):
     with h5py.File(path, "r", **datafile._H5) as h5:
         offset = h5["u"].id.get_chunk_info(0).byte_offset
@@ -86,26 +73,27 @@ def _flip_chunk(path):
     path.write_bytes(bytes(raw))
 
 
-def test_a_flipped_value_in_a_field_is_an_error_not_a_wrong_value(tmp_path):
+def test_a_flipped_value_in_a_field_is_an_error_not_a_wrong_value(tmp_path, unseal):
     path = _small(tmp_path / "d.h5", seed=3)
     _flip_chunk(path)
     with pytest.raises(data.DataFileError, match=rf"{path} is damaged: its bytes do not match the sha256 of its seal"):
         data.load(path)
     assert cli.main(["data", "info", str(path)]) == 1
     # a partial file has no seal yet: the chunk's fletcher32 checksum finds the flip
-    partial = _as_partial(_small(tmp_path / "p.h5", seed=3))
+    partial = unseal(_small(tmp_path / "p.h5", seed=3))
+    assert data.read_metadata(tmp_path / "p.h5")["chunks_done"] == 2
     _flip_chunk(partial)
     with pytest.raises(data.DataFileError, match=rf"{partial} is damaged: reading its fields failed the checksum"):
         datafile.verify(partial, sealed=False)
 
 
-def test_changed_attributes_fail_the_seal_and_their_digest(tmp_path):
+def test_changed_attributes_fail_the_seal_and_their_digest(tmp_path, unseal):
     path = _small(tmp_path / "d.h5", seed=3)
     with h5py.File(path, "r+", **datafile._H5) as h5:
         h5.attrs["seed"] = 4  # as a flipped bit in the attribute would
     with pytest.raises(data.DataFileError, match="do not match the sha256 of its seal"):
         data.load(path)
-    partial = _as_partial(_small(tmp_path / "p.h5", seed=3))
+    partial = unseal(_small(tmp_path / "p.h5", seed=3))
     with h5py.File(partial, "r+", **datafile._H5) as h5:
         h5.attrs["seed"] = 4
     with pytest.raises(data.DataFileError, match="do not match their sha256 digest"):
@@ -125,10 +113,11 @@ def test_a_truncated_or_unsealed_complete_file_is_damaged(tmp_path):
         data.load(path)
 
 
-def test_a_partial_file_without_its_chunk_record_is_started_over(tmp_path):
+def test_a_partial_file_without_its_chunk_record_is_started_over(tmp_path, unseal):
     """Attributes written, chunk record missing (a kill between the two, in the old format)."""
     path = tmp_path / "d.h5"
-    partial = _as_partial(_small(path))
+    partial = unseal(_small(path))
+    assert data.read_metadata(path)["chunks_done"] == 2
     with h5py.File(partial, "r+", **datafile._H5) as h5:
         del h5[datafile.DONE]
     with pytest.raises(data.DataFileError, match="chunk record '_chunk_sha256' is missing"):

@@ -10,12 +10,7 @@ from physinv.learn.checkpoint import CheckpointMismatchError, read_checkpoint
 from physinv.learn.trainer import TrainConfig, Trainer, relative_l2_loss
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(n=40, seed=0, sign=1.0):
