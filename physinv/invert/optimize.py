@@ -65,6 +65,18 @@ def _check_start(m0: torch.Tensor, beta: float) -> None:
         raise InvalidParameterError(f"regularization weight beta must be finite and >= 0; got {beta}")
 
 
+def _check_bounds(bounds: tuple[float, float] | None, m0: torch.Tensor) -> scipy.optimize.Bounds | None:
+    if bounds is None:
+        return None
+    lower, upper = (float(b) for b in bounds)
+    if not lower < upper:
+        raise InvalidParameterError(f"bounds must be (lower, upper) with lower < upper; got {bounds}")
+    lo, hi = float(m0.min()), float(m0.max())
+    if lo < lower or hi > upper:
+        raise InvalidParameterError(f"the initial guess m0 spans [{lo:g}, {hi:g}], outside the bounds [{lower:g}, {upper:g}]")
+    return scipy.optimize.Bounds(lower, upper)
+
+
 def _start_result(problem: InverseProblem, m: torch.Tensor, method: str, beta: float) -> OptimizationResult:
     return OptimizationResult(m, method, beta, num_data=problem.num_data, calls=problem.calls.copy())
 
@@ -85,15 +97,19 @@ def minimize_lbfgs(
     gtol: float = 1e-6,
     memory: int = 20,
     callback: Callable[[int, float, float], None] | None = None,
+    bounds: tuple[float, float] | None = None,
 ) -> OptimizationResult:
-    """Adjoint-gradient L-BFGS (scipy's L-BFGS-B, no bounds) on ``J``.
+    """Adjoint-gradient L-BFGS (scipy's L-BFGS-B) on ``J``.
 
-    Stops when the gradient's max-norm falls below ``gtol`` times its initial
-    value, on scipy's relative-reduction test, or after ``maxiter`` iterations.
+    ``bounds = (lower, upper)`` keeps every entry of ``m`` in that box (projected
+    L-BFGS-B; ``m0`` must lie inside); None leaves ``m`` free.  Stops when the
+    (projected) gradient's max-norm falls below ``gtol`` times its initial value,
+    on scipy's relative-reduction test, or after ``maxiter`` iterations.
     ``callback(iteration, objective, misfit_ratio)`` reports progress.
     """
     start = time.perf_counter()
     _check_start(m0, beta)
+    box = _check_bounds(bounds, m0)
     shape, dtype, device = m0.shape, m0.dtype, m0.device
     last: dict[str, object] = {}
     result = _start_result(problem, m0, "lbfgs", beta)
@@ -125,8 +141,8 @@ def minimize_lbfgs(
 
     out = scipy.optimize.minimize(
         fun, x0, jac=True, method="L-BFGS-B", callback=record,
-        options={"maxiter": maxiter, "gtol": gtol * max(float(np.abs(g0).max()), 1e-300),
-                 "ftol": 1e-12, "maxcor": memory},
+        bounds=box, options={"maxiter": maxiter, "gtol": gtol * max(float(np.abs(g0).max()), 1e-300),
+                             "ftol": 1e-12, "maxcor": memory},
     )
     result.m = torch.from_numpy(out.x).to(dtype=dtype, device=device).reshape(shape)
     result.iterations = int(out.nit)
