@@ -15,7 +15,7 @@ Measured side by side in one run: forward time, forward + gradient time of
 interleaved in each round, since interference on a shared machine only adds
 time), and peak memory of forward + gradient: on CPU the growth of the peak
 resident set size of a fresh child process over its state after setup
-(``resource.getrusage``), on CUDA ``torch.cuda.max_memory_allocated``.  The
+(``VmHWM``), on CUDA ``torch.cuda.max_memory_allocated``.  The
 records of the three are compared too (relative L2).  Ratios are to bare
 Deepwave.  No test asserts a time.
 
@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -109,16 +108,29 @@ def peak_memory(method: str, size: str, device: torch.device, dtype: torch.dtype
         forward_gradient(maps[method], v)
         torch.cuda.synchronize()
         return float(torch.cuda.max_memory_allocated() - start)
-    code = ("import sys, resource, torch, warnings; warnings.simplefilter('ignore'); "
+    code = ("import sys, torch, warnings; warnings.simplefilter('ignore'); "
             "sys.path.insert(0, sys.argv[1]); import seismic as b; "
             "d = torch.device('cpu'); dt = getattr(torch, sys.argv[4]); "
             "_, v, maps = b.build(sys.argv[3], d, dt); "
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+            "before = b.peak_rss_kib(); "
             "b.forward_gradient(maps[sys.argv[2]], v); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+            "print(b.peak_rss_kib() - before)")
     out = subprocess.run([sys.executable, "-c", code, os.path.dirname(os.path.abspath(__file__)), method, size,
                           str(dtype).removeprefix("torch.")], capture_output=True, text=True, check=True)
-    return 1024.0 * float(out.stdout.split()[-1])  # ru_maxrss is in KiB on Linux
+    return 1024.0 * float(out.stdout.split()[-1])
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set size (KiB), ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux keeps that across ``execve``, so a child started by a
+    large parent reports the parent's peak and hides its own growth.
+    """
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status (the CPU memory measurement needs Linux)")
 
 
 def agreement(maps: dict, v: torch.Tensor) -> dict:
