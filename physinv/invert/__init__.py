@@ -1,6 +1,7 @@
 """Inverse solvers for any simulator: problems, regularizers, L-BFGS, Gauss-Newton, weight rules."""
 
 from physinv.invert.cell_regularizers import CellSmoothness, CellTotalVariation, cell_regularizer
+from physinv.invert.eki import EKIResult, distance_taper, gaspari_cohn, gaussian_ensemble, minimize_eki
 from physinv.invert.optimize import minimize_gauss_newton, minimize_lbfgs
 from physinv.invert.problem import IdentityParametrization, InverseProblem, LogParametrization
 from physinv.invert.regularizers import H1Seminorm, NuisanceFree, TotalVariation
@@ -10,6 +11,7 @@ from physinv.invert.weight_rules import discrepancy_principle, discrepancy_searc
 __all__ = [
     "CellSmoothness",
     "CellTotalVariation",
+    "EKIResult",
     "H1Seminorm",
     "IdentityParametrization",
     "InverseProblem",
@@ -21,8 +23,12 @@ __all__ = [
     "cell_regularizer",
     "discrepancy_principle",
     "discrepancy_search",
+    "distance_taper",
+    "gaspari_cohn",
+    "gaussian_ensemble",
     "lcurve_corner",
     "lcurve_search",
+    "minimize_eki",
     "minimize_gauss_newton",
     "minimize_lbfgs",
 ]
