@@ -35,6 +35,42 @@ class IdentityParametrization:
         return kappa
 
 
+class SubspaceParametrization:
+    """``p(z) = mean + sum_j z_j basis_j``: the parameter restricted to an affine subspace.
+
+    With ``basis`` the scaled anomalies ``(m_j - mean) / sqrt(J - 1)`` of ``J`` prior samples and
+    the penalty ``1/2 ||z||^2``, the minimizer of ``1/2 ||(F(p(z)) - d)/sigma||^2 + 1/2 ||z||^2``
+    is the MAP estimate under the Gaussian prior with the samples' mean and covariance
+    (:func:`sample_subspace`), the prior information ensemble methods use.  ``basis`` has
+    shape ``(k, *mean.shape)``; the search variable ``z`` has shape ``(k,)``.
+    """
+
+    name = "subspace"
+
+    def __init__(self, mean: torch.Tensor, basis: torch.Tensor):
+        if basis.ndim != mean.ndim + 1 or tuple(basis.shape[1:]) != tuple(mean.shape):
+            raise ShapeMismatchError(f"basis must have shape (k, *{tuple(mean.shape)}); got {tuple(basis.shape)}")
+        check_finite("mean", mean)
+        check_finite("basis", basis)
+        self.mean, self.basis = mean, basis
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return self.mean + torch.tensordot(z.to(self.basis.dtype), self.basis, dims=1)
+
+    def inverse(self, m: torch.Tensor) -> torch.Tensor:
+        """Least-squares coordinates of ``m - mean`` in the basis."""
+        flat = self.basis.reshape(self.basis.shape[0], -1)
+        return torch.linalg.lstsq(flat.T, (m - self.mean).reshape(-1, 1)).solution[:, 0]
+
+
+def sample_subspace(samples: torch.Tensor) -> SubspaceParametrization:
+    """The affine span of prior samples ``(J, ...)``, ``J >= 2``, with the scaled anomalies as basis."""
+    if samples.ndim < 2 or samples.shape[0] < 2:
+        raise InvalidParameterError(f"need at least 2 samples stacked on axis 0; got shape {tuple(samples.shape)}")
+    mean = samples.mean(0)
+    return SubspaceParametrization(mean, (samples - mean) / math.sqrt(samples.shape[0] - 1))
+
+
 @dataclass
 class InverseProblem:
     """Find ``m`` from ``d = F(p(m)) + e``, ``e ~ N(0, diag(sigma^2))``.

@@ -286,3 +286,23 @@ def test_bad_input_is_refused(linear):
         gaussian_ensemble(m0, 1.0, 1)
     with pytest.raises(InvalidParameterError, match="> 0"):
         gaussian_ensemble(m0, 1.0, 4, smooth=0.0)
+
+
+def test_subspace_map_equals_the_gaussian_posterior_mean_of_a_linear_problem():
+    # MAP in the span of the samples with penalty 1/2||z||^2 = the posterior mean under N(mean, C_samples)
+    from physinv.invert import InverseProblem, minimize_lbfgs, sample_subspace
+
+    gen = torch.Generator().manual_seed(3)
+    samples = torch.randn(12, 6, dtype=torch.float64, generator=gen)
+    g = torch.randn(9, 6, dtype=torch.float64, generator=gen)
+    d = torch.randn(9, dtype=torch.float64, generator=gen)
+    sigma = 0.3
+    space = sample_subspace(samples)
+    problem = InverseProblem(lambda m: g @ m, d, sigma, lambda z: 0.5 * (z**2).sum(), space)
+    z = minimize_lbfgs(problem, torch.zeros(12, dtype=torch.float64), 1.0, maxiter=500, gtol=1e-12).m
+    mean, c = samples.mean(0), torch.cov(samples.T)
+    k = c @ g.T @ torch.linalg.inv(g @ c @ g.T + sigma**2 * torch.eye(9, dtype=torch.float64))
+    expected = mean + k @ (d - g @ mean)
+    assert float((space(z) - expected).norm() / expected.norm()) < 1e-6
+    # coordinates round-trip for a point of the span
+    torch.testing.assert_close(space(space.inverse(space(z))), space(z))

@@ -61,6 +61,36 @@ exactly to round-off for any ``dt``); the scheme is fourth-order in time (measur
 ``physinv validate fluid``) and, unlike Crank-Nicolson-RK4 (jax-cfd, Chandler & Kerswell), has no
 viscous time-step limit at all.
 
+Options matching jax-cfd: ``scheme="cnrk4"`` and ``dealias="jaxcfd"``
+----------------------------------------------------------------------
+For cross-checks against jax-cfd 0.2.1 (:mod:`physinv.problems.fluid.reference`) two non-default
+options reproduce its spectral Kolmogorov solver (``jax_cfd.spectral.equations.NavierStokes2D``
+stepped by ``jax_cfd.spectral.time_stepping.crank_nicolson_rk4``); the defaults
+(``scheme="ifrk4"``, ``dealias="symmetric"``) are unchanged.
+
+* ``scheme="cnrk4"``: the semi-implicit low-storage Runge-Kutta / Crank-Nicolson scheme
+  (Canuto et al. 2007, App. D.3; jax-cfd calls its 4th-order coefficient set "Carpenter-Kennedy";
+  its CN-RK2 cites Chandler & Kerswell 2013).  With ``L`` as above and ``N`` the explicit term,
+  five stages ``s = 0..4`` from ``u = w`` and ``h = 0``:
+
+  .. math::
+
+      h \leftarrow N(u) + \beta_s h, \qquad \mu_s = \tfrac{dt}{2}(\alpha_{s+1} - \alpha_s), \qquad
+      u \leftarrow \frac{u + \gamma_s\, dt\, h + \mu_s L u}{1 - \mu_s L},
+
+  ``w^+ = u``, with ``alpha = (0, 0.1496590219993, 0.3704009573644, 0.6222557631345,
+  0.9582821306748, 1)``, ``beta = (0, -0.4178904745, -1.192151694643, -1.697784692471,
+  -1.514183444257)``, ``gamma = (0.1496590219993, 0.3792103129999, 0.8229550293869,
+  0.6994504559488, 0.1530572479681)`` (:data:`CNRK4_ALPHAS` ...).  Fourth order in the explicit
+  (advection, forcing) part, second order in the viscous/drag part (Crank-Nicolson: a Taylor-Green
+  vortex is no longer exact).  The same step-size check as IF-RK4 is applied.
+* ``dealias="jaxcfd"``: jax-cfd's ``brick_wall_filter_2d``: with ``a = int(2/3 n)``, kept
+  ``k_x in {-ceil(a/2), ..., floor(a/2) - 1}`` and ``k_y in {0, ..., int(2/3 (n/2 + 1)) - 1}``
+  (``n = 32``: ``k_x = -11..9``, ``k_y = 0..10``; 64: ``-21..20``, ``0..21``; 128: ``-43..41``,
+  ``0..42``: asymmetric in ``k_x``, and at 32^2 not alias-free).  As in jax-cfd, only the
+  advection product is filtered; the factors use the whole state (identical to filtering them too
+  when the state lies in the kept modes, where it then stays: forcing ``k_f`` is kept).
+
 Time step and stability
 -----------------------
 The explicit part is RK4 on the advection operator, whose frozen-coefficient symbol
@@ -109,6 +139,11 @@ from physinv.core.simulator import Simulator, SimulatorExample, register_simulat
 
 __all__ = [
     "CFL_NUMBER",
+    "CNRK4_ALPHAS",
+    "CNRK4_BETAS",
+    "CNRK4_GAMMAS",
+    "DEALIAS_OPTIONS",
+    "SCHEMES",
     "RK4_IMAGINARY_LIMIT",
     "VorticitySimulator",
     "cutoff_wavenumber",
@@ -128,6 +163,14 @@ __all__ = [
 CFL_NUMBER = 0.5
 #: Extent of RK4's stability region on the imaginary axis.
 RK4_IMAGINARY_LIMIT = 2.0 * math.sqrt(2.0)
+#: Time-stepping schemes: ``"ifrk4"`` (default, integrating-factor RK4) and ``"cnrk4"`` (jax-cfd's CN/RK4).
+SCHEMES = ("ifrk4", "cnrk4")
+#: Dealiasing filters: ``"symmetric"`` (default 2/3 rule) and ``"jaxcfd"`` (jax-cfd 0.2.1's brick wall).
+DEALIAS_OPTIONS = ("symmetric", "jaxcfd")
+#: Low-storage RK / Crank-Nicolson coefficients of ``scheme="cnrk4"`` (as jax-cfd's ``crank_nicolson_rk4``).
+CNRK4_ALPHAS = (0.0, 0.1496590219993, 0.3704009573644, 0.6222557631345, 0.9582821306748, 1.0)
+CNRK4_BETAS = (0.0, -0.4178904745, -1.192151694643, -1.697784692471, -1.514183444257)
+CNRK4_GAMMAS = (0.1496590219993, 0.3792103129999, 0.8229550293869, 0.6994504559488, 0.1530572479681)
 
 
 # ----------------------------------------------------------------------------- grid and spectra
@@ -148,12 +191,29 @@ def grid_coordinates(n: int, dtype=torch.float64, device=None) -> tuple[torch.Te
     return torch.meshgrid(t, t, indexing="ij")
 
 
-def dealias_mask(n: int, device=None) -> torch.Tensor:
-    """Boolean ``(n, n // 2 + 1)`` mask of the rfft2 modes kept: ``|k_x| <= K`` and ``k_y <= K``."""
-    K = cutoff_wavenumber(n)
-    kx = torch.fft.fftfreq(n, 1.0 / n, device=device).round().abs()
+def _check_option(name: str, value, options) -> str:
+    if value not in options:
+        raise InvalidParameterError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    return value
+
+
+def dealias_mask(n: int, device=None, dealias: str = "symmetric") -> torch.Tensor:
+    """Boolean ``(n, n // 2 + 1)`` mask of the rfft2 modes kept.
+
+    ``dealias="symmetric"`` (default): ``|k_x| <= K`` and ``k_y <= K``, ``K = ceil(n/3) - 1``.
+    ``dealias="jaxcfd"``: jax-cfd 0.2.1's ``brick_wall_filter_2d`` (module docstring): with
+    ``a = int(2/3 n)``, ``-ceil(a/2) <= k_x <= floor(a/2) - 1`` and ``k_y <= int(2/3 (n/2 + 1)) - 1``.
+    """
+    n = _check_n(n)
+    _check_option("dealias", dealias, DEALIAS_OPTIONS)
+    kx = torch.fft.fftfreq(n, 1.0 / n, device=device).round()
     ky = torch.fft.rfftfreq(n, 1.0 / n, device=device).round()
-    return (kx[:, None] <= K) & (ky[None, :] <= K)
+    if dealias == "symmetric":
+        K = cutoff_wavenumber(n)
+        return (kx.abs()[:, None] <= K) & (ky[None, :] <= K)
+    a = int(2 / 3 * n)
+    ky_max = int(2 / 3 * (n // 2 + 1)) - 1
+    return ((kx >= (-a) // 2) & (kx <= a // 2 - 1))[:, None] & (ky[None, :] <= ky_max)
 
 
 @dataclass(frozen=True)
@@ -166,12 +226,12 @@ class _Spectral:
 
 
 @lru_cache(maxsize=32)
-def _spectral(n: int, dtype: torch.dtype, device: torch.device) -> _Spectral:
+def _spectral(n: int, dtype: torch.dtype, device: torch.device, dealias: str = "symmetric") -> _Spectral:
     kx = torch.fft.fftfreq(n, 1.0 / n, dtype=dtype, device=device).round()[:, None]
     ky = torch.fft.rfftfreq(n, 1.0 / n, dtype=dtype, device=device).round()[None, :]
     k2 = kx**2 + ky**2
     inv_k2 = torch.where(k2 > 0, 1.0 / torch.where(k2 > 0, k2, torch.ones_like(k2)), torch.zeros_like(k2))
-    mask = dealias_mask(n, device).to(dtype)
+    mask = dealias_mask(n, device, dealias).to(dtype)
     return _Spectral(kx, ky, k2, inv_k2, mask)
 
 
@@ -294,9 +354,10 @@ def _steps(w: torch.Tensor, duration: float, dt, cfl: float) -> tuple[int, float
 
 
 # ----------------------------------------------------------------------------- the stepper
-def _nonlinear(w_hat: torch.Tensor, ops: _Spectral, f_hat: torch.Tensor, n: int) -> torch.Tensor:
-    """``-(u.grad w)^ + f^`` with the symmetric 2/3 truncation of the factors and of the product."""
-    wf = w_hat * ops.mask
+def _nonlinear(w_hat: torch.Tensor, ops: _Spectral, f_hat: torch.Tensor, n: int,
+               truncate_factors: bool = True) -> torch.Tensor:
+    """``-(u.grad w)^ + f^`` with the 2/3 truncation of the product (and of the factors unless told not to)."""
+    wf = w_hat * ops.mask if truncate_factors else w_hat
     psi = wf * ops.inv_k2
     u = torch.fft.irfft2(1j * ops.ky * psi, s=(n, n))
     v = torch.fft.irfft2(-1j * ops.kx * psi, s=(n, n))
@@ -305,26 +366,46 @@ def _nonlinear(w_hat: torch.Tensor, ops: _Spectral, f_hat: torch.Tensor, n: int)
     return f_hat - torch.fft.rfft2(u * wx + v * wy) * ops.mask
 
 
-def _if_rk4(w_hat, dt, E, E2, ops, f_hat, n):
-    k1 = _nonlinear(w_hat, ops, f_hat, n)
+def _if_rk4(w_hat, dt, E, E2, ops, f_hat, n, truncate_factors=True):
+    k1 = _nonlinear(w_hat, ops, f_hat, n, truncate_factors)
     a = E2 * (w_hat + (0.5 * dt) * k1)
-    k2 = _nonlinear(a, ops, f_hat, n)
+    k2 = _nonlinear(a, ops, f_hat, n, truncate_factors)
     b = E2 * w_hat + (0.5 * dt) * k2
-    k3 = _nonlinear(b, ops, f_hat, n)
+    k3 = _nonlinear(b, ops, f_hat, n, truncate_factors)
     c = E * w_hat + dt * (E2 * k3)
-    k4 = _nonlinear(c, ops, f_hat, n)
+    k4 = _nonlinear(c, ops, f_hat, n, truncate_factors)
     return E * w_hat + (dt / 6.0) * (E * k1 + 2.0 * E2 * (k2 + k3) + k4)
 
 
-def _advance(w_hat, n_steps, dt, nu, amplitude, drag, wavenumber, n, checkpoint_segments):
-    ops = _spectral(n, nu.dtype, nu.device)
+def _cn_rk4(w_hat, dt, L, ops, f_hat, n, truncate_factors):
+    """One step of the low-storage RK4 / Crank-Nicolson scheme (module docstring, ``scheme="cnrk4"``)."""
+    u, h = w_hat, None
+    for s in range(len(CNRK4_BETAS)):
+        N = _nonlinear(u, ops, f_hat, n, truncate_factors)
+        h = N if h is None else N + CNRK4_BETAS[s] * h
+        mu = 0.5 * dt * (CNRK4_ALPHAS[s + 1] - CNRK4_ALPHAS[s])
+        u = (u + (CNRK4_GAMMAS[s] * dt) * h + mu * (L * u)) / (1.0 - mu * L)
+    return u
+
+
+def _advance(w_hat, n_steps, dt, nu, amplitude, drag, wavenumber, n, checkpoint_segments,
+             scheme="ifrk4", dealias="symmetric"):
+    ops = _spectral(n, nu.dtype, nu.device, dealias)
     L = -nu * ops.k2 - drag
-    E, E2 = torch.exp(L * dt), torch.exp(L * (0.5 * dt))
     f_hat = torch.fft.rfft2(kolmogorov_forcing(n, 1.0, wavenumber, nu.dtype, nu.device)) * amplitude
+    truncate = dealias == "symmetric"  # jax-cfd filters the product only (module docstring)
+    if scheme == "ifrk4":
+        E, E2 = torch.exp(L * dt), torch.exp(L * (0.5 * dt))
+
+        def one(state):
+            return _if_rk4(state, dt, E, E2, ops, f_hat, n, truncate)
+    else:
+        def one(state):
+            return _cn_rk4(state, dt, L, ops, f_hat, n, truncate)
 
     def run(state, steps):
         for _ in range(steps):
-            state = _if_rk4(state, dt, E, E2, ops, f_hat, n)
+            state = one(state)
         return state
 
     if not checkpoint_segments or not torch.is_grad_enabled() or n_steps < 2:
@@ -336,8 +417,10 @@ def _advance(w_hat, n_steps, dt, nu, amplitude, drag, wavenumber, n, checkpoint_
     return w_hat
 
 
-def _prepare(w0, nu, forcing_amplitude, drag, checkpoint_segments):
+def _prepare(w0, nu, forcing_amplitude, drag, checkpoint_segments, scheme="ifrk4", dealias="symmetric"):
     _check_field("w0", w0)
+    _check_option("scheme", scheme, SCHEMES)
+    _check_option("dealias", dealias, DEALIAS_OPTIONS)
     nu_t = _scalar("nu (viscosity)", nu, w0, positive=True)
     amp_t = _scalar("forcing_amplitude", forcing_amplitude, w0)
     drag_t = _scalar("drag", drag, w0, nonnegative=True)
@@ -358,7 +441,7 @@ def _finite_or_raise(w: torch.Tensor, dt: float) -> torch.Tensor:
 
 def simulate(w0: torch.Tensor, T: float, nu=1.0 / 200, forcing_amplitude=1.0, drag=0.0, *, forcing_wavenumber: int = 4,
              dt: float | None = None, cfl: float = CFL_NUMBER, checkpoint_segments: int | None = None,
-             return_info: bool = False):
+             return_info: bool = False, scheme: str = "ifrk4", dealias: str = "symmetric"):
     """Vorticity at time ``T`` from ``w0`` (``(n, n)`` or ``(batch, n, n)``; device and dtype follow ``w0``).
 
     Parameters
@@ -380,26 +463,31 @@ def simulate(w0: torch.Tensor, T: float, nu=1.0 / 200, forcing_amplitude=1.0, dr
         ``None`` (no checkpointing) or the number of checkpointed segments.
     return_info
         Also return ``{"dt": ..., "n_steps": ...}``.
+    scheme, dealias
+        ``"ifrk4"`` (default) or ``"cnrk4"``; ``"symmetric"`` (default) or ``"jaxcfd"``: see the module
+        docstring (the non-defaults reproduce jax-cfd 0.2.1's spectral solver).
     """
-    nu_t, amp_t, drag_t = _prepare(w0, nu, forcing_amplitude, drag, checkpoint_segments)
+    nu_t, amp_t, drag_t = _prepare(w0, nu, forcing_amplitude, drag, checkpoint_segments, scheme, dealias)
     T = _check_time(T)
     n_steps, step = _steps(w0, T, dt, cfl)
     n = w0.shape[-1]
     w_hat = _advance(torch.fft.rfft2(w0), n_steps, step, nu_t, amp_t, drag_t, int(forcing_wavenumber), n,
-                     checkpoint_segments)
+                     checkpoint_segments, scheme, dealias)
     w = _finite_or_raise(torch.fft.irfft2(w_hat, s=(n, n)), step)
     return (w, {"dt": step, "n_steps": n_steps}) if return_info else w
 
 
 def simulate_trajectory(w0: torch.Tensor, times: Sequence[float], nu=1.0 / 200, forcing_amplitude=1.0, drag=0.0, *,
                         forcing_wavenumber: int = 4, dt: float | None = None, cfl: float = CFL_NUMBER,
-                        checkpoint_segments: int | None = None) -> torch.Tensor:
+                        checkpoint_segments: int | None = None, scheme: str = "ifrk4",
+                        dealias: str = "symmetric") -> torch.Tensor:
     """Vorticity at each of the increasing ``times`` (``>= 0``): shape ``(len(times), *w0.shape)``.
 
     The step is chosen once from ``w0`` (as :func:`simulate`) and reduced on each interval
-    ``[t_{i-1}, t_i]`` so that every time is hit exactly; a time 0 returns ``w0``.
+    ``[t_{i-1}, t_i]`` so that every time is hit exactly; a time 0 returns ``w0``.  ``scheme`` and
+    ``dealias`` as in :func:`simulate`.
     """
-    nu_t, amp_t, drag_t = _prepare(w0, nu, forcing_amplitude, drag, checkpoint_segments)
+    nu_t, amp_t, drag_t = _prepare(w0, nu, forcing_amplitude, drag, checkpoint_segments, scheme, dealias)
     ts = [float(t) for t in times]
     if not ts or any(not math.isfinite(t) for t in ts) or ts[0] < 0 or any(b <= a for a, b in zip(ts, ts[1:])):
         raise InvalidParameterError(f"times must be a non-empty, strictly increasing sequence of finite times >= 0; got {ts}")
@@ -414,7 +502,7 @@ def simulate_trajectory(w0: torch.Tensor, times: Sequence[float], nu=1.0 / 200, 
             n_steps = max(1, math.ceil((t - t_prev) / dt - 1e-9))
             step = (t - t_prev) / n_steps
             w_hat = _advance(w_hat, n_steps, step, nu_t, amp_t, drag_t, int(forcing_wavenumber), n,
-                             checkpoint_segments)
+                             checkpoint_segments, scheme, dealias)
         out.append(torch.fft.irfft2(w_hat, s=(n, n)))
         t_prev = t
     return _finite_or_raise(torch.stack(out), dt)
@@ -443,11 +531,13 @@ class VorticitySimulator(Simulator):
         ``None`` or the number of checkpointed segments of the time loop.
     observe_stride
         Subsampling of the observed final vorticity.
+    scheme, dealias
+        As in :func:`simulate` (defaults: IF-RK4, symmetric 2/3 rule).
     """
 
     def __init__(self, n: int, T: float = 1.0, nu=1.0 / 200, forcing_amplitude=1.0, drag=0.0, dt: float | None = None,
                  checkpoint_segments: int | None = None, observe_stride: int = 1, forcing_wavenumber: int = 4,
-                 cfl: float = CFL_NUMBER):
+                 cfl: float = CFL_NUMBER, scheme: str = "ifrk4", dealias: str = "symmetric"):
         super().__init__()
         self.n = _check_n(n)
         self.T = _check_time(T)
@@ -456,7 +546,8 @@ class VorticitySimulator(Simulator):
             raise InvalidParameterError(f"observe_stride must be a positive integer dividing n = {self.n}; "
                                         f"got {observe_stride!r}")
         probe = torch.zeros(self.n, self.n, dtype=torch.float64)
-        _prepare(probe, nu, forcing_amplitude, drag, checkpoint_segments)  # validate early
+        _prepare(probe, nu, forcing_amplitude, drag, checkpoint_segments, scheme, dealias)  # validate early
+        self.scheme, self.dealias = scheme, dealias
         if dt is not None and not (math.isfinite(float(dt)) and float(dt) > 0):
             raise InvalidParameterError(f"dt must be finite and > 0 (or None for the CFL step); got {dt}")
         self.nu, self.forcing_amplitude, self.drag = nu, forcing_amplitude, drag
@@ -473,7 +564,8 @@ class VorticitySimulator(Simulator):
     def forward(self, w0: torch.Tensor) -> torch.Tensor:
         self.check_parameters(w0)
         w = simulate(w0, self.T, self.nu, self.forcing_amplitude, self.drag, forcing_wavenumber=self.forcing_wavenumber,
-                     dt=self.dt, cfl=self.cfl, checkpoint_segments=self.checkpoint_segments)
+                     dt=self.dt, cfl=self.cfl, checkpoint_segments=self.checkpoint_segments,
+                     scheme=self.scheme, dealias=self.dealias)
         s = self.observe_stride
         return w[..., ::s, ::s]
 

@@ -39,3 +39,8 @@ def test_validate_quick(capsys):
     assert result["taylor_green_rel_error"] < 1e-12
     assert 3.8 <= result["temporal_order"] <= 4.2
     assert result["jaxcfd"].startswith("not run")
+    # smoke: the projection leaves a divergence at the solver tolerance; the inflow adds exactly its mass
+    assert max(result["smoke_relative_divergence"].values()) <= 1e-8
+    assert result["smoke_relative_divergence"]["direct"] <= 1e-13
+    assert result["smoke_first_step_mass_error"] <= 1e-10
+    assert max(result["smoke_solver_rel_diff"].values()) <= 1e-9
