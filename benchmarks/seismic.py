@@ -108,29 +108,16 @@ def peak_memory(method: str, size: str, device: torch.device, dtype: torch.dtype
         forward_gradient(maps[method], v)
         torch.cuda.synchronize()
         return float(torch.cuda.max_memory_allocated() - start)
-    code = ("import sys, torch, warnings; warnings.simplefilter('ignore'); "
+    code = ("import sys, torch, warnings; warnings.simplefilter('ignore'); from physinv.core.memory import peak_rss_kib; "
             "sys.path.insert(0, sys.argv[1]); import seismic as b; "
             "d = torch.device('cpu'); dt = getattr(torch, sys.argv[4]); "
             "_, v, maps = b.build(sys.argv[3], d, dt); "
-            "before = b.peak_rss_kib(); "
+            "before = peak_rss_kib(); "
             "b.forward_gradient(maps[sys.argv[2]], v); "
-            "print(b.peak_rss_kib() - before)")
+            "print(peak_rss_kib() - before)")
     out = subprocess.run([sys.executable, "-c", code, os.path.dirname(os.path.abspath(__file__)), method, size,
                           str(dtype).removeprefix("torch.")], capture_output=True, text=True, check=True)
     return 1024.0 * float(out.stdout.split()[-1])
-
-
-def peak_rss_kib() -> int:
-    """This process's peak resident set size (KiB), ``VmHWM`` of ``/proc/self/status``.
-
-    Not ``getrusage``'s ``ru_maxrss``: Linux keeps that across ``execve``, so a child started by a
-    large parent reports the parent's peak and hides its own growth.
-    """
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status (the CPU memory measurement needs Linux)")
 
 
 def agreement(maps: dict, v: torch.Tensor) -> dict:

@@ -53,8 +53,8 @@ LABELS = {"adjoint": "adjoint L-BFGS (MAP)", "eki": "EKI"}
 SIGMAS = (0.0, 1.0, 2.0)
 TAU = 1.0
 SETTINGS = {
-    "quick": dict(n=32, T=1.0, nu=1 / 200, dt=0.005, n_test=2, ensemble=64, workers=2, lbfgs_maxiter=40,
-                  eki_iterations=10, sigma_nominal=0.05, figure_sigma=1.0),
+    "quick": dict(n=32, T=1.0, nu=1 / 200, dt=0.005, n_test=2, ensemble=64, workers=2, lbfgs_maxiter=80,
+                  eki_iterations=20, sigma_nominal=0.05, figure_sigma=1.0),
     "full": dict(n=128, T=1.0, nu=1 / 200, dt=0.002, n_test=10, ensemble=512, workers=8, lbfgs_maxiter=500,
                  eki_iterations=40, sigma_nominal=0.05, figure_sigma=1.0),
     "smoke": dict(n=16, T=0.2, nu=1 / 200, dt=0.01, n_test=1, ensemble=8, workers=1, lbfgs_maxiter=4,

@@ -54,6 +54,7 @@ Run ``physinv validate fluid [--json] [--quick]``.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -164,8 +165,22 @@ def _skipped(reason: str) -> dict:
     return out
 
 
-def jaxcfd_study(quick: bool = False) -> dict:
-    """physinv against jax-cfd 0.2.1 (module docstring); the keys hold ``"skipped: ..."`` when not run."""
+def agreement_figure(w_jax: torch.Tensor, w_matched: torch.Tensor, w_default: torch.Tensor, path) -> None:
+    """jax-cfd's w(T) beside physinv's with the matched scheme and filter and with its defaults, and the
+    two differences (each with its own colour scale, so round-off is visible)."""
+    from physinv.viz.figures import plot_fields
+
+    to_np = lambda t: t.detach().cpu().numpy()  # noqa: E731
+    n = w_jax.shape[-1]
+    plot_fields({"jax-cfd w(T)": to_np(w_jax), "physinv, matched (cnrk4 + jax-cfd filter)": to_np(w_matched),
+                 "matched - jax-cfd": to_np(w_matched - w_jax), "physinv defaults - jax-cfd": to_np(w_default - w_jax)},
+                path, extent=(0, 2 * math.pi, 0, 2 * math.pi), shared_range=("jax-cfd w(T)", "physinv, matched (cnrk4 + jax-cfd filter)"),
+                title=f"Kolmogorov flow at T = 1, {n}^2: physinv vs jax-cfd 0.2.1")
+
+
+def jaxcfd_study(quick: bool = False, figure=None) -> dict:
+    """physinv against jax-cfd 0.2.1 (module docstring); the keys hold ``"skipped: ..."`` when not run.
+    ``figure``: a PNG path for :func:`agreement_figure` at 128^2."""
     from physinv.problems.fluid.reference import INSTALL_HINT, jaxcfd_available, jaxcfd_simulate
 
     if quick:
@@ -187,6 +202,9 @@ def jaxcfd_study(quick: bool = False) -> dict:
         mine = simulate(w0, T, dt=T / m, scheme="cnrk4", dealias="jaxcfd", **kw)
         out[f"jaxcfd_matched_rel_diff_{n}"] = _rel(mine, ref)
         out[f"jaxcfd_filter_rel_diff_{n}"] = _rel(simulate(w0, T, dt=T / m, scheme="cnrk4", **kw), ref)
+        if figure is not None and n == 128:
+            agreement_figure(ref, mine, simulate(w0, T, dt=T / m, **kw), figure)
+            out["jaxcfd_figure"] = str(figure)
     n, rows = 128, []
     w0 = _jaxcfd_initial(n)
     for m in c["dt_ladder_128"]:
@@ -240,7 +258,7 @@ def smoke_study(n: int = 32) -> dict:
     }
 
 
-def validate_fluid(quick: bool = False) -> dict:
+def validate_fluid(quick: bool = False, figure=None) -> dict:
     """Run every check (module docstring); JSON-serializable result with ``passed``."""
     seconds = {}
     t0 = time.perf_counter()
@@ -253,7 +271,7 @@ def validate_fluid(quick: bool = False) -> dict:
     balance = balance_study(quick)
     seconds["balance"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    jc = jaxcfd_study(quick)
+    jc = jaxcfd_study(quick, figure)
     seconds["jaxcfd"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     smoke = smoke_study()
@@ -347,8 +365,9 @@ def main(argv=None) -> int:
     parser = validation_parser("fluid", "Taylor-Green vortex, temporal order and Kolmogorov budgets of the "
                                         "pseudo-spectral vorticity solver.")
     parser.add_argument("--quick", action="store_true", help="fewer refinement levels and samples")
+    parser.add_argument("--figure", help="write the jax-cfd agreement figure (128^2) to this PNG")
     args = parser.parse_args(argv)
-    return report_result(validate_fluid(args.quick), args.json, format_report)
+    return report_result(validate_fluid(args.quick, args.figure), args.json, format_report)
 
 
 if __name__ == "__main__":
