@@ -527,6 +527,8 @@ class VorticitySimulator(Simulator):
         Default ``nu = 1/200`` (Re = 200), ``A = 1``, no drag: EnKG's setting.
     dt
         ``None`` (CFL step from ``w0``, :data:`CFL_NUMBER`) or a fixed step (checked against the limit).
+        For inversion pass a fixed step: the CFL step changes with ``w0``, so with ``None`` the map
+        ``w0 -> w(T)`` jumps wherever the step count changes.
     checkpoint_segments
         ``None`` or the number of checkpointed segments of the time loop.
     observe_stride
