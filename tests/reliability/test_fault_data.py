@@ -42,7 +42,7 @@ def serial(tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
     """Uninterrupted runs of the commands below, by size."""
     folder = tmp_path_factory.mktemp("serial")
     out = {}
-    for n in (40, 120):
+    for n in (40, 120, 600):
         path = folder / f"n{n}.h5"
         subprocess.run(_command(path, n), env=ENV, check=True, timeout=300)
         out[n] = _arrays(path)
@@ -70,14 +70,20 @@ def test_two_concurrent_generations_into_one_path(tmp_path, serial, wait):
         assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name]
 
 
+#: Samples of the killed generations: 300 chunks, long enough (about a second here) that kills drawn
+#: within 0.3 s of the partial file's creation land while chunks are written even on a fast machine
+#: (with 120 samples a CI run once finished every generation before its kill).
+SIGKILL_N = 600
+
+
 def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path, serial):
     rng = np.random.default_rng(12)
     path = tmp_path / "killed.h5"
     states = []
     partial = datafile.partial_path(path)
     for trial in range(5):
-        proc = subprocess.Popen(_command(path, 120), env=ENV, stderr=subprocess.DEVNULL)
-        if trial > 0:  # the first kill lands during start-up, the others while chunks are written (about 1 s)
+        proc = subprocess.Popen(_command(path, SIGKILL_N), env=ENV, stderr=subprocess.DEVNULL)
+        if trial > 0:  # the first kill lands during start-up, the others while chunks are written
             deadline = time.monotonic() + 60
             while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
@@ -96,8 +102,8 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path, serial
         if not path.exists():  # never readable as a data set before it is complete
             with pytest.raises(data.DataFileError):
                 data.load(path)
-    subprocess.run(_command(path, 120), env=ENV, check=True, timeout=300)
-    _assert_equal(_arrays(path), serial[120])
+    subprocess.run(_command(path, SIGKILL_N), env=ENV, check=True, timeout=300)
+    _assert_equal(_arrays(path), serial[SIGKILL_N])
     assert any(s.endswith("chunks") for s in states), states  # at least one kill landed in the generation
 
 
