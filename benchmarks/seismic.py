@@ -59,7 +59,7 @@ def build(size: str, device: torch.device, dtype: torch.dtype):
     v = 1800.0 + 2400.0 * z + 300.0 * torch.sin(2 * torch.pi * (2 * z + 0.5 * x))
     import deepwave
 
-    arguments = sim._deepwave_arguments(1, dtype)
+    arguments = sim.deepwave_arguments(1, dtype)
     arguments = {k: (a.to(device) if torch.is_tensor(a) else a) for k, a in arguments.items()}
     maps = {
         "physinv": sim,

@@ -90,6 +90,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from physinv.core.checks import check_finite
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError
 from physinv.core.simulator import LinearOperatorPair, Simulator, SimulatorExample, register_simulator
 from physinv.discretize.fluid import FLUID, SOLID, FluidPoissonOperator
@@ -116,10 +117,13 @@ def divergence_adjoint(phi: torch.Tensor, h: float) -> tuple[torch.Tensor, torch
     return (px[..., :-1, :] - px[..., 1:, :]) / h, (py[..., :, :-1] - py[..., :, 1:]) / h
 
 
-def _check_finite(name: str, x: torch.Tensor) -> None:
-    if not bool(torch.isfinite(x.detach()).all()):
-        raise InvalidParameterError(
-            f"{name} contains {int((~torch.isfinite(x.detach())).sum())} NaN/Inf value(s); all must be finite")
+def _grid_field(name: str, value, shape: tuple[int, ...]) -> torch.Tensor:
+    """``value`` as a detached float64 tensor of ``shape``, finite (a clear error otherwise)."""
+    field = torch.as_tensor(value).detach().to(torch.float64)
+    if tuple(field.shape) != tuple(shape):
+        raise ShapeMismatchError(f"{name} must have shape {tuple(shape)}; got {tuple(field.shape)}")
+    check_finite(name, field)
+    return field
 
 
 def _positive(name: str, value) -> float:
@@ -307,10 +311,7 @@ class SmokeSimulator(Simulator):
         if source is None:
             src = torch.zeros(nx, ny, dtype=torch.float64)
         else:
-            src = torch.as_tensor(source).detach().to(torch.float64)
-            if tuple(src.shape) != (nx, ny):
-                raise ShapeMismatchError(f"source must have the grid shape {(nx, ny)}; got {tuple(src.shape)}")
-            _check_finite("source", src)
+            src = _grid_field("source", source, (nx, ny))
             if bool((src < 0).any()):
                 raise InvalidParameterError("source (inflow rate, 1/s) must be >= 0 everywhere")
             covered = (src != 0).numpy() & ~fluid
@@ -325,10 +326,7 @@ class SmokeSimulator(Simulator):
         if initial_density is None:
             d0 = torch.zeros(nx, ny, dtype=torch.float64)
         else:
-            d0 = torch.as_tensor(initial_density).detach().to(torch.float64)
-            if tuple(d0.shape) != (nx, ny):
-                raise ShapeMismatchError(f"initial_density must have shape {(nx, ny)}; got {tuple(d0.shape)}")
-            _check_finite("initial_density", d0)
+            d0 = _grid_field("initial_density", initial_density, (nx, ny))
         self.register_buffer("initial_density", d0, persistent=False)
 
         if initial_velocity is None:
@@ -342,8 +340,8 @@ class SmokeSimulator(Simulator):
                 raise ShapeMismatchError(
                     f"initial_velocity must have shapes ({nx + 1}, {ny}) and ({nx}, {ny + 1}); "
                     f"got {tuple(u0.shape)} and {tuple(v0.shape)}")
-            _check_finite("initial_velocity", u0)
-            _check_finite("initial_velocity", v0)
+            check_finite("initial_velocity", u0)
+            check_finite("initial_velocity", v0)
         self.register_buffer("u0", u0, persistent=False)
         self.register_buffer("v0", v0, persistent=False)
 
@@ -416,7 +414,7 @@ class SmokeSimulator(Simulator):
                 f"m ({what}) must have shape ({self.nx}, {self.ny}) or (B, {self.nx}, {self.ny}); got {tuple(m.shape)}")
         if not m.is_floating_point():
             raise InvalidParameterError(f"m must be a floating-point tensor; got dtype {m.dtype}")
-        _check_finite("m", m)
+        check_finite("m", m)
 
     # ------------------------------------------------------------------ one step
     def _points(self, dtype, device):

@@ -133,7 +133,7 @@ import numpy as np
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from physinv.core.checks import check_tensor
+from physinv.core.checks import check_finite, check_tensor
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError, UnstableTimeStepError
 from physinv.core.simulator import Simulator, SimulatorExample, register_simulator
 
@@ -283,9 +283,7 @@ def _check_field(name: str, w: torch.Tensor) -> None:
         raise ShapeMismatchError(f"{name}: the grid must have an even number n >= 4 of points per side; got n = {n}")
     if not w.is_floating_point() or w.dtype not in (torch.float32, torch.float64):
         raise InvalidParameterError(f"{name} must be float32 or float64; got {w.dtype}")
-    if not bool(torch.isfinite(w.detach()).all()):
-        bad = int((~torch.isfinite(w.detach())).sum())
-        raise InvalidParameterError(f"{name} contains {bad} NaN/Inf value(s); all entries must be finite")
+    check_finite(name, w)
 
 
 def _scalar(name: str, value, w: torch.Tensor, positive: bool = False, nonnegative: bool = False) -> torch.Tensor:

@@ -30,8 +30,8 @@ def wrapper_overhead(sim: AcousticSimulator, v: torch.Tensor, repeats: int = 3) 
     """Best-of-``repeats`` seconds per sample and the ratios ``wrapper_over_deepwave_time`` (physinv forward +
     gradient over bare Deepwave's) and ``grad_over_forward_time`` (physinv forward + gradient over forward)."""
     deepwave = require("deepwave", "seismic", "the wrapper-overhead timing")
-    models, _ = sim._per_shot(v.detach())
-    arguments = sim._deepwave_arguments(1, v.dtype)
+    models, _ = sim.per_shot(v.detach())
+    arguments = sim.deepwave_arguments(1, v.dtype)
 
     def physinv_forward():
         with torch.no_grad():

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from physinv.core.checks import check_finite
 from physinv.core.errors import InvalidParameterError, ShapeMismatchError
 from physinv.core.extras import require
 from physinv.problems.seismic.velocity_families import V_MAX, V_MIN
@@ -64,9 +65,7 @@ def _maps(x, name: str) -> torch.Tensor:
         raise ShapeMismatchError(f"{name}: expected velocity maps (B, nz, nx), (nz, nx) or (B, 1, nz, nx); "
                                  f"got shape {tuple(t.shape)}")
     t = t.to(torch.float64)
-    if not bool(torch.isfinite(t).all()):
-        bad = int((~torch.isfinite(t)).sum())
-        raise InvalidParameterError(f"{name} has {bad} NaN or infinite value(s) (of {t.numel()})")
+    check_finite(name, t)
     return t
 
 

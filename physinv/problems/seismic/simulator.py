@@ -167,7 +167,9 @@ class AcousticSimulator(Simulator):
                 f"velocity spans [{lo:g}, {hi:g}] m/s, outside the simulator's velocity_range [{vmin:g}, {vmax:g}] "
                 "(the time step and the absorbing layer are set for it); build the simulator with a wider range")
 
-    def _deepwave_arguments(self, n_models: int, dtype: torch.dtype) -> dict:
+    def deepwave_arguments(self, n_models: int, dtype: torch.dtype) -> dict:
+        """The keyword arguments of ``deepwave.scalar`` for ``n_models`` models of all shots (``n_models * n_shots``
+        propagations): wavelet, cells, accuracy, PML, the fixed ``max_vel`` and Courant number, backend."""
         s = self.survey
         shots = s.n_shots
         amplitudes = self.wavelet.to(dtype).expand(n_models * shots, 1, s.nt).contiguous()
@@ -178,7 +180,7 @@ class AcousticSimulator(Simulator):
                     max_vel=self.velocity_range[1], courant_number=self._courant, backend=self.backend,
                     location_interpolation="none")
 
-    def _per_shot(self, v: torch.Tensor) -> tuple[torch.Tensor, int | None]:
+    def per_shot(self, v: torch.Tensor) -> tuple[torch.Tensor, int | None]:
         """The model repeated for each shot, ``(B * n_shots, nz, nx)``, and the batch size (None: unbatched)."""
         batch = v.shape[0] if v.ndim == 3 else None
         models = v if batch is not None else v.unsqueeze(0)
@@ -193,9 +195,9 @@ class AcousticSimulator(Simulator):
         """Shot gathers ``(n_shots, n_receivers, nt)`` (or ``(B, ...)``) of velocity ``v`` (m/s)."""
         self.check_parameters(v)
         deepwave = require("deepwave", "seismic", "the acoustic wave simulator")
-        models, batch = self._per_shot(v)
+        models, batch = self.per_shot(v)
         out = deepwave.scalar(models, self.survey.dx, self.survey.dt,
-                              **self._deepwave_arguments(models.shape[0] // self.survey.n_shots, v.dtype))
+                              **self.deepwave_arguments(models.shape[0] // self.survey.n_shots, v.dtype))
         return self._shape_output(out[-1], batch)
 
     def born(self, v: torch.Tensor, dv: torch.Tensor) -> torch.Tensor:
@@ -209,9 +211,9 @@ class AcousticSimulator(Simulator):
             raise ShapeMismatchError(f"dv must have the shape of v {tuple(v.shape)}; got {tuple(dv.shape)}")
         check_finite("dv", dv)
         deepwave = require("deepwave", "seismic", "the Born operator")
-        models, batch = self._per_shot(v)
-        perturbations, _ = self._per_shot(dv)
-        arguments = self._deepwave_arguments(models.shape[0] // self.survey.n_shots, v.dtype)
+        models, batch = self.per_shot(v)
+        perturbations, _ = self.per_shot(dv)
+        arguments = self.deepwave_arguments(models.shape[0] // self.survey.n_shots, v.dtype)
         arguments["sc_receiver_locations"] = arguments.pop("receiver_locations")
         with warnings.catch_warnings():  # dv at the model's edge is extended into the PML: the true linearization
             warnings.filterwarnings("ignore", category=deepwave.MigrationWarning)
