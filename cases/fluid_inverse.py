@@ -14,7 +14,7 @@ Methods, from the same start (the prior samples' mean) and the same data:
 * adjoint L-BFGS through the simulator (physinv.invert.minimize_lbfgs) for the MAP
   estimate under a Gaussian prior fitted to the J prior samples: their mean and the
   stationary covariance with their mean power per Fourier mode
-  (physinv.problems.fluid.prior), w0 = mu + F^-1(sqrt(P) F(z)), objective
+  (physinv.learn.diffusion.gaussian), w0 = mu + F^-1(sqrt(P) F(z)), objective
   1/2 ||(F(w0) - y)/sigma||^2 + 1/2 ||z||^2, stopped by the discrepancy principle
   (misfit ratio <= tau) for sigma > 0;
 * ensemble Kalman inversion (physinv.invert.minimize_eki, derivative-free): the
@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from physinv.casekit import case_main, case_parser, checks_table, make_dataset, methods_table, start_case, write_results
 from physinv.core.noise import add_noise
 from physinv.invert import IdentityParametrization, InverseProblem, minimize_eki, minimize_lbfgs
-from physinv.problems.fluid.prior import StationaryGaussianPrior
+from physinv.learn.diffusion import StationaryGaussianPrior
 from physinv.problems.fluid.spectral import VorticitySimulator
 from physinv.viz.figures import plot_fields, save_figure
 

@@ -8,6 +8,11 @@
     physinv data generate NAME --n N --out PATH [--seed S] [--workers K] [--chunk C]
                                        generate (or resume) a data set as chunked HDF5
     physinv data info PATH             a data file's settings and state; verifies its checksums
+    physinv prior train DATA.h5 --field NAME --out DIR [--steps S --batch-size B --lr LR --width W
+                        --levels L --ema-decay D --seed S --resume --overwrite --no-periodic]
+                                       train a UNet diffusion prior on a field of a data set
+    physinv prior sample DIR --count N [--steps S --seed S --out FILE.npz --reference DATA.h5]
+                                       draw fields from a trained prior (and score them)
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from physinv.core.errors import PhysinvError, UnknownNameError
+from physinv.core.errors import InvalidParameterError, PhysinvError, UnknownNameError
 from physinv.core.registry import CASES, VALIDATIONS, register_case
 
 
@@ -148,6 +153,111 @@ def _data_info(path: str) -> int:
     return 0
 
 
+def prior_fields(fields, name: str, path):
+    """The field ``name`` of a data set as training fields ``(n, H, W)`` or ``(n, C, H, W)`` (else an error)."""
+    from physinv.core.errors import ShapeMismatchError
+
+    if fields.ndim not in (3, 4) or not fields.is_floating_point():
+        raise ShapeMismatchError(
+            f"field {name!r} of {path} has samples of shape {tuple(fields.shape[1:])} ({fields.dtype}); a "
+            "diffusion prior needs real 2D fields (H, W) or multi-channel 2D fields (C, H, W) per sample")
+    return fields
+
+
+class _SamplerChoices:
+    """``--method`` choices: :data:`physinv.learn.diffusion.sampling.SAMPLERS`, imported only when used
+    (a check or the help), so building the parser does not import torch."""
+
+    @staticmethod
+    def _names() -> tuple[str, ...]:
+        from physinv.learn.diffusion.sampling import SAMPLERS
+
+        return SAMPLERS
+
+    def __contains__(self, item) -> bool:
+        return item in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
+def cmd_prior(args, _rest) -> int:
+    if args.prior_command == "train":
+        return _prior_train(args)
+    return _prior_sample(args)
+
+
+def _prior_train(args) -> int:
+    """Load the field, check every setting (before anything is written), train, report."""
+    from physinv.learn import data
+    from physinv.learn.diffusion.training import PriorConfig, train_prior
+
+    loaded = data.load(args.data, [args.field])  # missing, damaged, incomplete file or unknown field: clear errors
+    fields = prior_fields(loaded[args.field], args.field, args.data)
+    config = PriorConfig(width=args.width, levels=args.levels, layers_per_block=args.layers_per_block,
+                         periodic=not args.no_periodic, batch_size=args.batch_size, lr=args.lr,
+                         ema_decay=args.ema_decay, seed=args.seed)
+    meta = loaded.meta
+    info = {"path": str(Path(args.data).resolve()), "field": args.field, "generator": meta["generator"],
+            "params": meta["params"], "seed": meta["seed"], "n": meta["n"], "created": meta["created"]}
+    run = train_prior(fields, args.out, args.steps, config, resume=args.resume, overwrite=args.overwrite,
+                      progress=not args.no_progress, checkpoint_every=args.checkpoint_every, device=args.device,
+                      data_info=info)
+    if run.meta:
+        shape = "x".join(map(str, run.meta["shape"]))
+        print(f"{run.directory}: prior over {shape} fields {args.field!r} ({run.parameter_count} parameters), "
+              f"{run.result.step} steps, loss {run.meta['training']['loss_first']:.4g} -> "
+              f"{run.meta['training']['loss_last_100_mean']:.4g} (mean of the last 100 steps)")
+    return 0
+
+
+def _prior_sample(args) -> int:
+    """Draw ``--count`` fields, optionally score them against reference fields, write them atomically."""
+    import numpy as np
+    import torch
+
+    from physinv.core.device import resolve_device
+    from physinv.core.io import atomic_write
+    from physinv.learn import data
+    from physinv.learn.diffusion import load_prior, sample_prior, spectrum_relative_error
+
+    device = resolve_device(args.device)
+    prior = load_prior(args.dir, device=device)
+    reference = None
+    if args.reference is not None:
+        meta = json.loads((Path(args.dir) / "prior.json").read_text(encoding="utf-8"))
+        name = args.field or (meta.get("data") or {}).get("field")
+        if name is None:
+            raise InvalidParameterError("--reference needs --field NAME (the prior does not record its field)")
+        reference = prior_fields(data.load(args.reference, [name])[name], name, args.reference)
+        if tuple(reference.shape[1:]) != tuple(prior.shape):
+            from physinv.core.errors import ShapeMismatchError
+
+            raise ShapeMismatchError(f"reference fields are {tuple(reference.shape[1:])}, the prior's "
+                                     f"{tuple(prior.shape)}")
+    samples = sample_prior(prior, args.count, steps=args.steps, seed=args.seed, method=args.method,
+                           batch_size=args.batch_size, dtype=torch.float32, device=device,
+                           progress=not args.no_progress).cpu().numpy()
+    if not np.isfinite(samples).all():
+        raise PhysinvError("the prior produced non-finite samples; the network is broken (retrain it)")
+    out = Path(args.out) if args.out else Path(args.dir) / "samples.npz"
+    extra = {}
+    if reference is not None:
+        extra["prior_spectrum_rel_err"] = np.float64(spectrum_relative_error(samples, reference))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, samples=samples, steps=args.steps, seed=args.seed, method=args.method,
+                     sigma_min=prior.sigma_min, sigma_max=prior.sigma_max, **extra)
+
+    atomic_write(out, write)
+    print(f"{out}: {samples.shape[0]} samples of shape {tuple(samples.shape[1:])} ({args.steps} {args.method} steps)")
+    if reference is not None:
+        print(f"prior_spectrum_rel_err {float(extra['prior_spectrum_rel_err']):.4g} "
+              f"(against {reference.shape[0]} fields of {args.reference})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="physinv", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -195,7 +305,51 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("path", help="the data file (--out of physinv data generate)")
     q.add_argument("--module", action="append", default=[], metavar="MODULE", help=module_help)
     q.set_defaults(func=cmd_data)
+    _prior_parser(sub)
     return parser
+
+
+def _prior_parser(sub) -> None:
+    p = sub.add_parser("prior", help="train and sample UNet diffusion priors (physinv prior train --help)")
+    prior_sub = p.add_subparsers(dest="prior_command", required=True)
+    q = prior_sub.add_parser("train", help="train a diffusion prior on one field of a data set",
+                             description="Train a UNet diffusion prior (DDPM epsilon loss, EMA weights) on the field "
+                                         "NAME of a physinv data set; rerun with --resume to continue.")
+    q.add_argument("data", help="data set (physinv data generate ... --out DATA.h5)")
+    q.add_argument("--field", required=True, help="the field to learn (physinv data info DATA.h5 lists them)")
+    q.add_argument("--out", required=True, help="prior directory: checkpoint.pt, prior.json, training curve")
+    q.add_argument("--steps", type=int, default=2000, help="optimizer steps in all (default 2000)")
+    q.add_argument("--batch-size", type=int, default=32, help="fields per step (default 32)")
+    q.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate, constant (default 2e-4)")
+    q.add_argument("--width", type=int, default=32, help="UNet channels at full resolution, a multiple of 8")
+    q.add_argument("--levels", type=int, default=3, help="UNet resolution levels; H, W divisible by 2**(levels-1)")
+    q.add_argument("--layers-per-block", type=int, default=1, help="residual blocks per level (default 1)")
+    q.add_argument("--ema-decay", type=float, default=0.999, help="decay of the weights' moving average")
+    q.add_argument("--seed", type=seed_argument, default=0, help="initialization and batch seed")
+    q.add_argument("--no-periodic", action="store_true", help="zero padding (default: circular, periodic fields)")
+    q.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    q.add_argument("--overwrite", action="store_true", help="start afresh over a prior already in --out")
+    q.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
+    q.add_argument("--device", default="auto", help="auto|cpu|cuda (default auto)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_prior)
+    q = prior_sub.add_parser("sample", help="draw fields from a trained prior",
+                             description="Draw fields from the prior trained in DIR (probability-flow ODE, Heun "
+                                         "steps by default), write them to an .npz (array 'samples').")
+    q.add_argument("dir", help="prior directory (--out of physinv prior train)")
+    q.add_argument("--count", type=int, required=True, help="number of fields")
+    q.add_argument("--steps", type=int, default=50, help="sampler steps (default 50)")
+    q.add_argument("--seed", type=seed_argument, default=0, help="sampling seed")
+    q.add_argument("--method", default="heun", choices=_SamplerChoices(), metavar="METHOD",
+                   help="step rule: %(choices)s (default %(default)s)")
+    q.add_argument("--batch-size", type=int, default=64, help="fields sampled at once (default 64)")
+    q.add_argument("--out", default=None, help="output .npz (default DIR/samples.npz)")
+    q.add_argument("--reference", default=None, metavar="DATA.h5",
+                   help="score the samples: prior_spectrum_rel_err against the fields of this data set")
+    q.add_argument("--field", default=None, help="field of --reference (default: the one the prior learned)")
+    q.add_argument("--device", default="auto", help="auto|cpu|cuda (default auto)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_prior)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -199,7 +199,7 @@ def _check_options(iterations, step, inflation, tau) -> None:
         raise InvalidParameterError(f"tau (discrepancy principle) must be finite and > 0; got {tau!r}")
 
 
-class _Evaluator:
+class EnsembleEvaluator:
     """Whitened residuals ``M (F(p(u)) - d)/sigma`` of members, counted in ``problem.calls``."""
 
     def __init__(self, problem: InverseProblem, batched: bool):
@@ -211,8 +211,8 @@ class _Evaluator:
     def predictions(self, members: torch.Tensor) -> torch.Tensor:
         problem = self.problem
         if self.batched:
+            problem.calls.forward += members.shape[0]  # counted before the call, as InverseProblem.predict does
             pred = problem.forward(problem.parametrization(members))
-            problem.calls.forward += members.shape[0]
             expected = (members.shape[0], *problem.data.shape)
             if tuple(pred.shape) != expected:
                 raise ShapeMismatchError(
@@ -325,7 +325,7 @@ def minimize_eki(
     num, shape = ensemble0.shape[0], tuple(ensemble0.shape[1:])
     n_param = math.prod(shape)
     lam = 1.0 / float(step)
-    evaluator = _Evaluator(problem, batched)
+    evaluator = EnsembleEvaluator(problem, batched)
     sigma_used = torch.broadcast_to(problem.noise_std, data.shape)  # sigma of the used data, flat
     sigma_used = (sigma_used if problem.mask is None else sigma_used[problem.mask]).reshape(-1)
     n_used = sigma_used.numel()

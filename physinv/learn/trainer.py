@@ -238,13 +238,20 @@ class Trainer:
         ``auto|cpu|cuda``; under ``torchrun`` with CUDA, rank r uses ``cuda:LOCAL_RANK``.
     progress
         Progress bar on rank 0.
+    after_step
+        ``after_step(trainer)``, called on every rank after each optimizer step (``trainer.step``
+        already counts it), e.g. to update an exponential moving average of the weights.  What it
+        changes must live in the model's state (parameters or buffers, such as the EMA copy of
+        :mod:`physinv.learn.diffusion.training`) to be checkpointed and restored on resume; it must
+        draw no random numbers from the global generators unless that is part of the run.
     """
 
     def __init__(self, model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
                  *, config: TrainConfig | None = None, optimizer: torch.optim.Optimizer | None = None,
                  scheduler: Any = None, signature: dict[str, Any] | None = None,
                  checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int = 1,
-                 log_path: str | os.PathLike | None = None, device: str = "auto", progress: bool = False):
+                 log_path: str | os.PathLike | None = None, device: str = "auto", progress: bool = False,
+                 after_step: Callable[["Trainer"], None] | None = None):
         if checkpoint_every < 1:
             raise InvalidParameterError(f"checkpoint_every must be >= 1; got {checkpoint_every}")
         if optimizer is None and scheduler is not None:
@@ -261,6 +268,7 @@ class Trainer:
         self.checkpoint_every = checkpoint_every
         self.log_path = Path(log_path) if log_path is not None else None
         self.progress = progress
+        self.after_step = after_step
         if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -371,6 +379,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.step += 1
+        if self.after_step is not None:
+            self.after_step(self)
         return loss.detach()
 
     def _scheduler_step(self, metric: float) -> None:

@@ -2,13 +2,14 @@
 
 Modules: :mod:`.simulator` (:class:`PoissonSimulator`, registered as
 ``poisson-fd-2d``, ``poisson-fd-3d``, ``poisson-p1``), :mod:`.data` (data set
-``poisson-2d-kappa``), :mod:`.reference` (DOLFINx P1 solve, lazy),
+``poisson-2d-kappa``), :mod:`.inclusion_prior` (a disk-inclusion prior as an exact Gaussian
+mixture, data set ``poisson-inclusions``, the inclusion design space), :mod:`.reference` (DOLFINx P1 solve, lazy),
 :mod:`.validate` (``physinv validate poisson``).  The operators themselves are
 the generic diffusion operators of :mod:`physinv.discretize`.
 """
 
 from physinv.core.registry import register_validation
-from physinv.problems.poisson import data  # noqa: F401  (registers the data set)
+from physinv.problems.poisson import data, inclusion_prior  # noqa: F401  (register the data sets)
 from physinv.problems.poisson.simulator import PoissonSimulator
 
 register_validation("poisson", "physinv.problems.poisson.validate",
