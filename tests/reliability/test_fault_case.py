@@ -40,10 +40,24 @@ def _run_ids(folder: Path) -> set[str]:
     return ids
 
 
+def _default_sigint() -> None:
+    """Ctrl-C's default action in the child: a shell starts background jobs with SIGINT ignored, which a child
+    would inherit (and Python then keeps), so the suite run as `... &` would otherwise never interrupt it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(autouse=True)
+def _python_sigint_handler():
+    """The in-process tests need Python's KeyboardInterrupt handler even when the suite runs as a background job."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _start(out: Path) -> tuple[subprocess.Popen, float]:
     """Start the case into ``out``; returns it once it printed its first line, and that moment."""
     proc = subprocess.Popen([*CASE, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV)
+                            text=True, env=ENV, preexec_fn=_default_sigint)
     while STARTED not in proc.stdout.readline():
         assert proc.poll() is None, proc.stderr.read()
     return proc, time.monotonic()
