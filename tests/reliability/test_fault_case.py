@@ -21,7 +21,13 @@ from physinv.casekit import case_main, case_parser, start_case, write_results
 from physinv.casekit import outputs as outputs_module
 
 ROOT = Path(__file__).resolve().parents[2]
-CASE = [sys.executable, str(ROOT / "cases" / "sor_bandit.py"), "--smoke", "--device", "cpu"]
+SCRIPT = ROOT / "cases" / "sor_bandit.py"
+# Python's Ctrl-C handler first: a shell starts background jobs with SIGINT ignored, which the child would inherit
+# (and keep), so a suite run as `... &` could not interrupt the case.  (preexec_fn would do it after a fork, which
+# is unsafe once JAX's threads run in this process.)
+LAUNCH = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+CASE = [sys.executable, "-c", LAUNCH, str(SCRIPT), "--smoke", "--device", "cpu"]
 STARTED = "sor_bandit: smoke setting"  # the first line the case prints once it runs
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONWARNINGS="ignore")
 
@@ -40,12 +46,6 @@ def _run_ids(folder: Path) -> set[str]:
     return ids
 
 
-def _default_sigint() -> None:
-    """Ctrl-C's default action in the child: a shell starts background jobs with SIGINT ignored, which a child
-    would inherit (and Python then keeps), so the suite run as `... &` would otherwise never interrupt it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.fixture(autouse=True)
 def _python_sigint_handler():
     """The in-process tests need Python's KeyboardInterrupt handler even when the suite runs as a background job."""
@@ -57,7 +57,7 @@ def _python_sigint_handler():
 def _start(out: Path) -> tuple[subprocess.Popen, float]:
     """Start the case into ``out``; returns it once it printed its first line, and that moment."""
     proc = subprocess.Popen([*CASE, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV, preexec_fn=_default_sigint)
+                            text=True, env=ENV)
     while STARTED not in proc.stdout.readline():
         assert proc.poll() is None, proc.stderr.read()
     return proc, time.monotonic()
