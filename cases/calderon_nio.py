@@ -43,6 +43,12 @@ from physinv.problems.calderon.pdeco import pdeco_invert, relative_l1_percent
 from physinv.problems.calderon.plots import plot_error_vs_noise
 from physinv.viz.figures import plot_fields
 
+#: Figures of the --quick run shown in the documentation (physinv docs figures): output -> docs/figures name.
+DOCS_FIGURES = {
+    "error_vs_noise.png": "calderon_nio_error_vs_noise.png",
+    "training.png": "calderon_nio_training.png",
+}
+
 METHODS = ("nio", "deeponet", "fno")
 LABELS = {"nio": "NIO", "deeponet": "DeepONet", "fno": "FNO", "pdeco": "PDECO (L-BFGS)"}
 NOISE_LEVELS = (0.0, 0.01, 0.05)

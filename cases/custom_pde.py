@@ -57,6 +57,12 @@ from physinv.invert.progress import iteration_progress
 from physinv.problems.forms.peer_dolfinx_adjoint import INSTALL, DolfinxAdjointObjective, peer_missing_reason
 from physinv.viz.figures import plot_discrepancy_path, plot_histories, plt, save_figure
 
+#: Figures of the --quick run shown in the documentation (physinv docs figures): output -> docs/figures name.
+DOCS_FIGURES = {
+    "kappa.png": "custom_pde_kappa.png",
+    "gradient.png": "custom_pde_gradient.png",
+}
+
 SETTINGS = {
     # h: gmsh size of the inversion mesh (the data mesh has h / 2); sensor lattice spacing; sources;
     # L-BFGS iterations per solve and gtol (relative reduction of max|grad J|, also Gauss-Newton's);

@@ -65,6 +65,13 @@ from physinv.problems.poisson.inclusions import make_simulator
 from physinv.problems.poisson.simulator import PoissonSimulator
 from physinv.viz.figures import plot_fields, save_figure
 
+#: Figures of the --quick run shown in the documentation (physinv docs figures): output -> docs/figures name.
+DOCS_FIGURES = {
+    "error_vs_calls.png": "diffusion_error_vs_calls.png",
+    "poisson_fields.png": "diffusion_poisson_fields.png",
+    "prior_quality.png": "diffusion_prior_quality.png",
+}
+
 SIGMAS = (0.0, 1.0, 2.0)
 NS_METHODS = ("dps", "enkg", "eki", "adjoint")
 LABELS = {"dps": "DPS", "enkg": "EnKG", "eki": "EKI", "adjoint": "adjoint L-BFGS (MAP)", "reference": "reference",

@@ -48,6 +48,12 @@ from physinv.problems.eit.plots import plot_comparison
 from physinv.problems.eit.reconstruction import reconstruct_absolute
 from physinv.problems.eit.simulator import EITSimulator, driven_measurements, injection_pattern, measurement_pattern
 
+#: Figures of the --quick run shown in the documentation (physinv docs figures): output -> docs/figures name.
+DOCS_FIGURES = {
+    "reconstructions_noise1.png": "eit_reconstructions.png",
+    "error_vs_noise.png": "eit_error_vs_noise.png",
+}
+
 METHODS = ("nio", "baseline")
 LABELS = {"gn": "Gauss-Newton", "nio": "NIO", "baseline": "FNO baseline"}
 NOISE_LEVELS = (0.0, 0.01, 0.05)

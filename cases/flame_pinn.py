@@ -37,6 +37,12 @@ from physinv.problems.flame.plots import FIELDS, plot_flame_study, plot_sweep
 from physinv.problems.flame.model import DEFAULT_PARAMS
 from physinv.problems.flame.solver import solve_flame
 
+#: Figures of the --quick run shown in the documentation (physinv docs figures): output -> docs/figures name.
+DOCS_FIGURES = {
+    "fields_inverse.png": "flame_pinn_fields_inverse.png",
+    "params.png": "flame_pinn_params.png",
+}
+
 PHI, T_IN, P_ATM = 0.46, 298.0, 1.0
 SL_ANCHOR = 0.34354  # FlamePINN-1D's 10,000-point shooting reference (first order, ~0.06% above the h->0 limit)
 NOISE, N_OBS = 0.02, 10

@@ -50,6 +50,12 @@ from physinv.learn.diffusion import StationaryGaussianPrior
 from physinv.problems.fluid.spectral import VorticitySimulator
 from physinv.viz.figures import plot_fields, save_figure
 
+#: Figures of the --quick run shown in the documentation (physinv docs figures): output -> docs/figures name.
+DOCS_FIGURES = {
+    "vorticity.png": "fluid_vorticity.png",
+    "error_vs_calls.png": "fluid_error_vs_calls.png",
+}
+
 METHODS = ("adjoint", "eki")
 LABELS = {"adjoint": "adjoint L-BFGS (MAP)", "eki": "EKI"}
 SIGMAS = (0.0, 1.0, 2.0)

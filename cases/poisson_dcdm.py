@@ -41,6 +41,12 @@ from physinv.linalg.dcdm import StallFallback, dcdm
 from physinv.linalg.precond import AMGPreconditioner, JacobiPreconditioner
 from physinv.viz.figures import plot_histories
 
+#: Figures of the --quick run shown in the documentation (physinv docs figures): output -> docs/figures name.
+DOCS_FIGURES = {
+    "residuals.png": "poisson_dcdm_residuals.png",
+    "training.png": "poisson_dcdm_training.png",
+}
+
 SETTINGS = {
     "quick": dict(train=32, test=64, samples=1024, lanczos=400, steps=1500, batch=4, channels=16, blocks=3),
     "full": dict(train=64, test=128, samples=1024, lanczos=400, steps=5000, batch=8, channels=16, blocks=6),

@@ -37,6 +37,12 @@ from physinv.linalg.solvers import CountingSolver, make_solver
 from physinv.problems.poisson.inclusions import make_simulator, rel_l2, true_kappa
 from physinv.viz.figures import plot_discrepancy_path, plot_fields, plot_histories
 
+#: Figures of the --quick run shown in the documentation (physinv docs figures): output -> docs/figures name.
+DOCS_FIGURES = {
+    "kappa.png": "poisson_inverse_kappa.png",
+    "convergence.png": "poisson_inverse_convergence.png",
+}
+
 SETTINGS = {
     #          inversion cells, sensors per axis, experiments, L-BFGS maxiter
     "quick": dict(cells=32, sensors=16, experiments=4, maxiter=400),

@@ -55,6 +55,14 @@ from physinv.problems.seismic.fwi import KilometresPerSecond, fwi_regularizer, m
 from physinv.problems.seismic.metrics import denormalize_velocity, normalize_velocity, velocity_metrics
 from physinv.problems.seismic.plots import plot_gathers, plot_maps, plot_misfit
 
+#: Figures of the --quick run shown in the documentation (physinv docs figures): output -> docs/figures name.
+DOCS_FIGURES = {
+    "maps_in_family.png": "seismic_maps_in_family.png",
+    "maps_curvevel_a.png": "seismic_maps_curvevel_a.png",
+    "gathers.png": "seismic_gathers.png",
+    "misfit.png": "seismic_misfit.png",
+}
+
 METHODS = ("inversionnet", "nio")
 LABELS = {"inversionnet": "InversionNet", "nio": "NIO", "fwi": "FWI", "hybrid": "InversionNet + FWI"}
 TRAIN_FAMILY, OUT_FAMILIES = "flatvel-a", ("curvevel-a", "flatfault-a")

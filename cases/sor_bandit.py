@@ -42,6 +42,12 @@ from physinv.learn.relaxation import (
 from physinv.linalg.sor import DEFAULT_MAXITER, DEFAULT_TOL
 from physinv.viz.figures import plt, save_figure
 
+#: Figures of the --quick run shown in the documentation (physinv docs figures): output -> docs/figures name.
+DOCS_FIGURES = {
+    "iterations_vs_omega.png": "sor_bandit_iterations.png",
+    "regret.png": "sor_bandit_regret.png",
+}
+
 SETTINGS = {"quick": dict(instances=1000), "full": dict(instances=5000), "smoke": dict(instances=100)}
 FIXED_OMEGAS = (1.0, 1.2, 1.4, 1.6, 1.8)
 CONTEXT_BINS = 5

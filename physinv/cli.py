@@ -1,5 +1,6 @@
 """The ``physinv`` command.
 
+```text
     physinv cases                      list the case studies
     physinv run NAME [case flags]      run cases/NAME.py (--quick, --out, --device, --seed, ...)
     physinv validate NAME [--json]     validate a simulator against references (e.g. poisson)
@@ -13,6 +14,9 @@
                                        train a UNet diffusion prior on a field of a data set
     physinv prior sample DIR --count N [--steps S --seed S --out FILE.npz --reference DATA.h5]
                                        draw fields from a trained prior (and score them)
+    physinv docs figures [--only GROUP] [--skip-cases] [--jobs N] [--list] [--out DIR]
+                                       draw the documentation's figures again (docs/figures)
+```
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ import argparse
 import ast
 import importlib
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
 
 from physinv.core.errors import InvalidParameterError, PhysinvError, UnknownNameError
 from physinv.core.registry import CASES, VALIDATIONS, register_case
+
+PNG_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.png")
 
 
 def seed_argument(text: str) -> int:
@@ -52,8 +59,29 @@ def register_source_cases() -> None:
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
-        doc = (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").strip()
-        register_case(path.stem, str(path), doc.splitlines()[0] if doc else "")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        doc = (ast.get_docstring(tree) or "").strip()
+        register_case(path.stem, str(path), doc.splitlines()[0] if doc else "", case_docs_figures(tree, path))
+
+
+def case_docs_figures(tree: ast.Module, path: Path) -> tuple[tuple[str, str], ...]:
+    """The case's ``DOCS_FIGURES = {run output: docs/figures name}`` literal, read without importing it;
+    both names must be plain PNG file names (no folder)."""
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if not any(getattr(target, "id", None) == "DOCS_FIGURES" for target in targets):
+            continue
+        try:
+            figures = ast.literal_eval(node.value)
+        except (ValueError, TypeError, SyntaxError):
+            raise PhysinvError(f"{path}: DOCS_FIGURES must be a literal dict of file names") from None
+        names = [*figures, *figures.values()] if isinstance(figures, dict) else [None]
+        bad = [n for n in names if not (isinstance(n, str) and PNG_NAME.fullmatch(n))]
+        if bad:
+            raise PhysinvError(f"{path}: DOCS_FIGURES must map run output names to docs/figures names, both plain "
+                               f"PNG file names (letters, digits, _ - .); got {bad[0]!r}")
+        return tuple(figures.items())
+    return ()
 
 
 def list_cases() -> dict[str, str]:
@@ -187,6 +215,20 @@ def cmd_prior(args, _rest) -> int:
     return _prior_sample(args)
 
 
+def cmd_docs(args, _rest) -> int:
+    """``physinv docs figures``: draw the documentation's figures again (see physinv.casekit.docs_figures)."""
+    from physinv.casekit import docs_figures
+
+    register_source_cases()
+    if args.list:
+        print(docs_figures.list_groups())
+        return 0
+    folder = Path(args.out) if args.out else docs_figures.default_folder()
+    written = docs_figures.make_figures(folder, args.only, skip_cases=args.skip_cases, jobs=args.jobs)
+    print(f"{len(written)} figures in {folder} (manifest: {folder / docs_figures.MANIFEST})")
+    return 0
+
+
 def _prior_train(args) -> int:
     """Load the field, check every setting (before anything is written), train, report."""
     from physinv.learn import data
@@ -306,7 +348,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--module", action="append", default=[], metavar="MODULE", help=module_help)
     q.set_defaults(func=cmd_data)
     _prior_parser(sub)
+    _docs_parser(sub)
     return parser
+
+
+def _docs_parser(sub) -> None:
+    p = sub.add_parser("docs", help="the documentation site's figures (physinv docs figures --help)")
+    docs_sub = p.add_subparsers(dest="docs_command", required=True, metavar="COMMAND")
+    q = docs_sub.add_parser("figures", help="draw the figures of docs/figures again from the code",
+                            description="Draw every figure the documentation shows: problem figures in seconds, "
+                                        "case figures by each case's --quick run (minutes each).")
+    q.add_argument("--only", action="append", default=[], metavar="GROUP",
+                   help="draw only this group (repeatable; --list shows the groups)")
+    q.add_argument("--skip-cases", action="store_true", help="only the problem figures, no case runs")
+    q.add_argument("--jobs", type=int, default=1, help="case runs at once, sharing the CPU cores (default 1)")
+    q.add_argument("--list", action="store_true", help="list the groups and their figures, draw nothing")
+    q.add_argument("--out", default=None, help="folder (default: docs/figures of the source tree)")
+    q.set_defaults(func=cmd_docs)
 
 
 def _prior_parser(sub) -> None:

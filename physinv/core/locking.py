@@ -58,6 +58,8 @@ class ExclusiveLock:
     what
         What the holder does, for the messages of refused writers (``"generating into"``...).
 
+    Notes
+    -----
     Raises :class:`LockedError` naming the holder when the lock is not free
     within ``wait`` seconds.
     """

@@ -106,11 +106,31 @@ class ValidationSpec:
 
 @dataclass(frozen=True)
 class CaseSpec:
-    """A case study: the script at ``path``, run as ``__main__`` with the case flags, and its one-line summary."""
+    """A case study: the script at ``path``, run as ``__main__`` with the case flags, and its one-line summary.
+
+    ``figures`` maps figures of its ``--quick`` run to the documentation's figures: pairs
+    ``(output file of the run, file name in docs/figures)`` (``physinv docs figures``).
+    """
 
     name: str
     path: str
     summary: str
+    figures: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class DocsFigureSpec:
+    """Documentation figures drawn by one function: ``module:function`` called as ``function(out_dir)``
+    (imported on use) writes each of ``figures`` (file names) into ``out_dir``."""
+
+    name: str
+    producer: str
+    figures: tuple[str, ...]
+    description: str
+
+    def make(self, out_dir) -> None:
+        module, _, function = self.producer.partition(":")
+        getattr(importlib.import_module(module), function)(out_dir)
 
 
 SIMULATORS: Registry = Registry("simulator")
@@ -118,6 +138,7 @@ OPERATORS: Registry = Registry("operator")
 DATASETS: Registry = Registry("data set")
 VALIDATIONS: Registry[ValidationSpec] = Registry("validation")
 CASES: Registry[CaseSpec] = Registry("case")
+DOCS_FIGURES: Registry[DocsFigureSpec] = Registry("docs figure group")
 
 
 def register_validation(name: str, module: str, description: str) -> ValidationSpec:
@@ -125,6 +146,19 @@ def register_validation(name: str, module: str, description: str) -> ValidationS
     return VALIDATIONS.add(name, ValidationSpec(name, module, description), same=lambda a, b: a == b)
 
 
-def register_case(name: str, path: str, summary: str = "") -> CaseSpec:
-    """Register ``physinv run NAME``: the script ``path`` (its flags are the case's own)."""
-    return CASES.add(name, CaseSpec(name, str(path), summary), same=lambda a, b: a == b)
+def register_case(name: str, path: str, summary: str = "",
+                  figures: tuple[tuple[str, str], ...] = ()) -> CaseSpec:
+    """Register ``physinv run NAME``: the script ``path`` (its flags are the case's own); ``figures``
+    as in :class:`CaseSpec`."""
+    figures = tuple((str(a), str(b)) for a, b in figures)
+    return CASES.add(name, CaseSpec(name, str(path), summary, figures), same=lambda a, b: a == b)
+
+
+def register_docs_figures(name: str, producer: str, figures: tuple[str, ...] | list[str],
+                          description: str) -> DocsFigureSpec:
+    """Register figures of the documentation drawn by ``producer`` (``"module:function"``, imported only
+    when ``physinv docs figures`` runs it); see :class:`DocsFigureSpec`."""
+    if ":" not in producer:
+        raise ValueError(f"producer must be 'module:function'; got {producer!r}")
+    spec = DocsFigureSpec(name, producer, tuple(figures), description)
+    return DOCS_FIGURES.add(name, spec, same=lambda a, b: a == b)

@@ -12,6 +12,10 @@ For each simulator's tiny float64 example (:mod:`physinv.core.simulator`):
 A simulator whose example needs a missing optional extra (e.g. a DOLFINx form
 simulator without ``physinv[fem]``) is reported as skipped, with the message
 naming the extra, not as a failure.
+
+``device`` runs the ladder on the example built on that device (e.g. ``"cuda"``);
+the random directions are drawn on the CPU from the seeded generator and then
+moved, so CPU and CUDA runs of one seed see the same directions.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ SLOPE_BOUNDS = (1.9, 2.1)
 DOT_TOL = 1e-10
 
 
-def verify_simulator(name: str, seed: int = 0) -> dict:
-    """Run the ladder on simulator ``name``; returns the measured numbers and ``passed``."""
+def verify_simulator(name: str, seed: int = 0, device: str | torch.device = "cpu") -> dict:
+    """Run the ladder on simulator ``name``, its example built on ``device``; returns the numbers and ``passed``."""
     spec = get_simulator_spec(name)
-    example = spec.make_example(torch.float64, torch.device("cpu"))
+    device = torch.device(device)
+    example = spec.make_example(torch.float64, device)
     sim, m0 = example.simulator, example.m0
-    gen = torch.Generator().manual_seed(seed)
-    randn = lambda shape: torch.randn(shape, generator=gen, dtype=torch.float64)  # noqa: E731
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: the same directions on every device
+    randn = lambda shape: torch.randn(shape, generator=gen, dtype=torch.float64).to(device)  # noqa: E731
     with torch.no_grad():
         out = sim(m0)
     w = randn(out.shape)
@@ -59,14 +64,14 @@ def verify_simulator(name: str, seed: int = 0) -> dict:
     }
 
 
-def verify_all(names: list[str] | None = None) -> dict[str, dict]:
-    """:func:`verify_simulator` on each name (default: all registered); a simulator whose example
-    needs a missing optional extra gets ``{"skipped": message, "passed": None}``."""
+def verify_all(names: list[str] | None = None, device: str | torch.device = "cpu") -> dict[str, dict]:
+    """:func:`verify_simulator` on each name (default: all registered) on ``device``; a simulator whose
+    example needs a missing optional extra gets ``{"skipped": message, "passed": None}``."""
     names = names or sorted(registered_simulators())
     results = {}
     for name in names:
         try:
-            results[name] = verify_simulator(name)
+            results[name] = verify_simulator(name, device=device)
         except MissingExtraError as exc:
             results[name] = {"description": get_simulator_spec(name).description, "skipped": str(exc),
                              "passed": None}

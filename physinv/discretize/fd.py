@@ -45,6 +45,8 @@ class FDPoissonOperator:
         Sides carrying the flux condition ``kappa du/dn = g``; all other
         sides are Dirichlet.  At least one side must be Dirichlet.
 
+    Notes
+    -----
     ``kappa`` is a tensor of shape ``grid.node_shape`` (a function of the
     coordinates must be evaluated first: ``kappa = f(*grid.coordinates())``).
     :meth:`check_kappa`, :meth:`assemble` and the simulators take exactly one

@@ -143,6 +143,8 @@ class P1PoissonOperator(P1Elements):
     dtype, device
         Where the precomputed element data live.
 
+    Notes
+    -----
     ``kappa`` may be nodal ``(n_nodes,)`` or per cell ``(n_cells,)``: one
     coefficient field (:meth:`check_kappa` and :meth:`assemble` refuse batch
     axes).  Sources and Dirichlet data of another floating dtype than the

@@ -141,6 +141,8 @@ def create_triangle_mesh(points, cells, comm=None):
         MPI communicator (default ``MPI.COMM_SELF``: a serial mesh, what
         :class:`~physinv.fem.form_simulator.FormSimulator` needs).
 
+    Notes
+    -----
     DOLFINx renumbers nodes and cells; :func:`node_dofs` and :func:`cell_dofs`
     give the dof of each input node (P1 space) and input cell (DG0 space).
     """

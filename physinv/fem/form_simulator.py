@@ -44,6 +44,8 @@ the code assembles.
 
 Example
 -------
+>>> import dolfinx, torch, ufl
+>>> from mpi4py import MPI
 >>> msh = dolfinx.mesh.create_unit_square(MPI.COMM_SELF, 16, 16)
 >>> V = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
 >>> M = dolfinx.fem.functionspace(msh, ("DG", 0))           # m: one value per cell

@@ -41,12 +41,16 @@ exact to round-off in float64; no Newton iteration is unrolled.
 
 Example
 -------
+>>> import dolfinx, torch, ufl
+>>> from mpi4py import MPI
+>>> msh = dolfinx.mesh.create_unit_square(MPI.COMM_SELF, 8, 8)
 >>> V = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
 >>> M = dolfinx.fem.functionspace(msh, ("DG", 0))          # the source m(x), one value per cell
 >>> def spatial(u, m, v, t):                               # du/dt - div(0.1 grad u) = m
 ...     return 0.1 * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx - m * v * ufl.dx
 >>> sim = TimeSteppingFormSimulator(V, M, theta_scheme(spatial, dt=0.05, theta=0.5), u0=0.0, n_steps=20,
 ...                                 dt=0.05, bcs=[("boundary", 0.0)], observe=[[0.3, 0.4], [0.7, 0.5]])
+>>> m = torch.ones(sim.num_controls, dtype=torch.float64)
 >>> sim(m).shape                                           # (n_steps, n_points): every step observed
 torch.Size([20, 2])
 

@@ -140,6 +140,8 @@ class DesignProblem:
     shape
         The shape of one design, e.g. ``(n, n)`` for a field or ``(k,)`` for a parameter vector.
 
+    Notes
+    -----
     ``calls`` counts every batch that reached the simulator: ``forward += B`` per batch
     evaluated, and ``adjoint += B`` per batch back-propagated (:meth:`value_and_grad`).
     """

@@ -109,6 +109,8 @@ class InverseProblem:
         Optional ``m -> dF(p(m))/dm`` ``(data.numel(), m.numel())`` for the dense Gauss-Newton
         (e.g. a simulator's adjoint Jacobian); default: autograd.
 
+    Notes
+    -----
     ``calls`` counts the simulator calls (forward, adjoint, linearized) made through it.
     """
 

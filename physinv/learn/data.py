@@ -149,6 +149,8 @@ def register_dataset(
     limits
         Inclusive ``(low, high)`` bounds of numeric parameters (None: unbounded).
 
+    Notes
+    -----
     ``draw`` and ``simulate`` must be module-level functions of an importable
     module, since worker processes receive them by reference.
     """

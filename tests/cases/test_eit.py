@@ -68,7 +68,7 @@ def test_quick_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     check_outputs(out, metrics)
-    # what holds in the measured quick run (docs/eit.md), with margin; not the targets.  Every
+    # what holds in the measured quick run (docs/problems/eit.md), with margin; not the targets.  Every
     # method beats the flat background image at 1% noise (measured: 0.65 / 0.74 / 0.57 of its error)
     for name in ("gn", "nio", "baseline"):
         assert metrics[f"{name}_rel_l2_noise1"] < 0.85 * metrics["flat_rel_l2"]

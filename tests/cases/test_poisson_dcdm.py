@@ -2,7 +2,7 @@
 
 Issue 3's claims (DCDM at 64^3 within 40% of CG's iterations, ...) are NOT met
 at this training budget: DCDM drops the residual to ~1e-2 in about ten
-iterations, faster than CG, and then stalls (docs/dcdm.md).  This test checks
+iterations, faster than CG, and then stalls (docs/cases/poisson_dcdm.md).  This test checks
 what holds -- the classic solvers and the DCDM+CG fallback converge, the
 outputs are written.
 """

@@ -56,7 +56,7 @@ def test_quick_case_bandit_against_the_best_fixed_omega(quick_run):
     _, m, _ = quick_run
     assert m["bandit_over_best_fixed"] == pytest.approx(2.40, abs=0.25)
     assert m["contextual_over_best_fixed"] == pytest.approx(2.48, abs=0.25)
-    assert m["bandit_over_best_fixed"] > 1.3  # the target fails; if this changes, update docs/sor_bandit.md
+    assert m["bandit_over_best_fixed"] > 1.3  # the target fails; if this changes, update docs/cases/sor_bandit.md
     assert m["iters_bandit"] < m["iters_uniform_random"]
 
 

@@ -149,3 +149,31 @@ def test_examples_needing_a_missing_extra_are_skipped_not_failed(monkeypatch):
     results = verify_all()
     assert results["toy-fem"]["passed"] is None and "physinv[fem]" in results["toy-fem"]["skipped"]
     assert "toy-fem" in format_results(results) and "skipped" in format_results(results)
+
+
+def test_device_argument_changes_nothing_on_the_cpu():
+    default = verify_simulator("poisson-fd-2d", seed=3)
+    for device in ("cpu", torch.device("cpu")):
+        assert verify_simulator("poisson-fd-2d", seed=3, device=device) == default
+    assert verify_all(["poisson-fd-2d"], device="cpu") == {"poisson-fd-2d": verify_simulator("poisson-fd-2d")}
+
+
+def test_device_argument_reaches_the_example(toy_registry):
+    seen = []
+    make_ok = get_simulator_spec("toy-ok").make_example
+
+    def make(dtype, device):
+        seen.append(device)
+        return make_ok(dtype, device)
+
+    register_simulator("toy-device", "records the device it is built on")(make)
+    assert verify_all(["toy-device"], device="cpu")["toy-device"]["passed"] is True
+    assert seen == [torch.device("cpu")]
+
+
+@pytest.mark.gpu
+def test_ladder_on_cuda_sees_the_cpu_directions():
+    """The directions are drawn on the CPU and moved: the CUDA ladder measures what the CPU ladder measures."""
+    cpu, gpu = verify_simulator("poisson-fd-2d"), verify_simulator("poisson-fd-2d", device="cuda")
+    assert gpu["passed"] is True
+    assert gpu["taylor_slope"] == pytest.approx(cpu["taylor_slope"], rel=1e-6)

@@ -86,6 +86,8 @@ def spectrum_relative_error(samples, reference, k_max: int | None = None) -> flo
         Largest shell compared; default ``min(H, W) // 2``, the largest shell that is complete
         (all of whose modes the grid resolves).  The mean (:math:`\kappa = 0`) is left out.
 
+    Notes
+    -----
     0 for identical spectra; a prior that reproduces the reference's second-order statistics
     scores near the sampling error of the spectra, :math:`\approx 1/\sqrt{\text{samples per shell}}`.
     """

@@ -283,6 +283,8 @@ def train_prior(fields: torch.Tensor, out: str | os.PathLike, steps: int, config
     stop_after
         Return after this many steps in all without writing ``prior.json`` (an interruption; for tests).
 
+    Notes
+    -----
     Returns the :class:`PriorTraining`; writes the files listed in the module docstring.  The
     network is float32 whatever ``torch.get_default_dtype()`` is, and the caller's global random
     generators are left as they were (module docstring).

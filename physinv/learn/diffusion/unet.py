@@ -160,6 +160,8 @@ class UNetPrior:
     shape
         The fields' shape ``(H, W)`` or ``(C, H, W)``; ``(H, W)`` gets a channel axis internally.
 
+    Notes
+    -----
     :meth:`denoise` is differentiable in ``x``; it runs the network on the network's device and
     in its dtype, and returns ``x``'s device and dtype (a prior trained on CUDA denoises CPU fields).
     """

@@ -7,7 +7,7 @@ refuse input in another format.  For seismic full-waveform inversion,
 whose branch is a CNN over one shot gather) map shot gathers
 ``(B, n_shots, n_receivers, nt)`` to velocity maps ``(B, nz, nx)``.
 ``neuraloperator`` (the ``learn`` extra) is imported only when an FNO or a
-NIO is built.  See ``docs/calderon_nio.md``.
+NIO is built.  See ``docs/cases/calderon_nio.md``.
 """
 
 from physinv.learn.models.deeponet import DeepONet

@@ -98,6 +98,8 @@ class InputGuard(torch.nn.Module):
     spec
         The training input format (e.g. ``InputSpec.from_data(x_train, y_train)``).
 
+    Notes
+    -----
     Raises, on a call: :class:`~physinv.core.errors.ShapeMismatchError` for
     another number of axes, ``L``, ``n_boundary`` (another grid), ``channels``
     or output grid; :class:`~physinv.core.errors.InvalidParameterError` for a

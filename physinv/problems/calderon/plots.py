@@ -29,3 +29,35 @@ def plot_error_vs_noise(levels: Sequence[float], errors: Mapping[str, Mapping[fl
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def plot_prior_draws(conductivities: Sequence[np.ndarray], neumann: np.ndarray, path: str | Path) -> Path:
+    """Conductivities drawn from the prior (nodal, unit square) and the Neumann data of the first one:
+    one row per trigonometric input, boundary nodes counter-clockwise from (0, 0) across."""
+    count = len(conductivities)
+    fig, axes = plt.subplots(1, count + 1, figsize=(3.4 * (count + 1), 3.2))
+    for ax, a in zip(axes, conductivities):
+        im = ax.imshow(np.asarray(a).T, origin="lower", extent=(0, 1, 0, 1), cmap="viridis")
+        ax.set_title("a(x, y) [S/m], a prior draw", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    im = axes[-1].imshow(neumann, aspect="auto", cmap="RdBu_r")
+    axes[-1].set_title("Neumann data of the first draw", fontsize=9)
+    axes[-1].set_xlabel("boundary node")
+    axes[-1].set_ylabel("input pattern")
+    fig.colorbar(im, ax=axes[-1], fraction=0.046, pad=0.04)
+    return save_figure(fig, path)
+
+
+def draw_docs_figures(out_dir: str | Path) -> None:
+    """``calderon_prior.png``: three draws of the ``calderon`` data set's prior and the DtN data of one."""
+    import torch
+
+    from physinv.problems.calderon.data import DATASET_DEFAULTS as D
+    from physinv.problems.calderon.simulator import CalderonSimulator, draw_conductivity
+
+    rng = np.random.default_rng(0)
+    draws = [draw_conductivity(rng, D["n"], D["a_min"], D["a_max"], D["modes"], D["amplitude"], D["decay"])
+             for _ in range(3)]
+    with torch.no_grad():
+        neumann = CalderonSimulator(n=D["n"], L=D["L"])(torch.from_numpy(draws[0])).numpy()
+    plot_prior_draws(draws, neumann, Path(out_dir) / "calderon_prior.png")

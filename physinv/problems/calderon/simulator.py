@@ -119,6 +119,8 @@ class CalderonSimulator(LinearPDESimulator):
         Linear solver (default sparse direct: one LU for all ``L`` solves and
         the adjoint solves).
 
+    Notes
+    -----
     The conductivity ``a`` (S/m) is given at the ``n x n`` nodes and must be
     finite and positive.  The output is differentiable in ``a`` (reverse and
     forward mode, implicit adjoint).

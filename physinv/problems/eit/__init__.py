@@ -9,13 +9,16 @@ patterns), :mod:`.phantoms`, :mod:`.data` (data set ``eit``),
 (``physinv validate eit``), :mod:`.plots`.
 """
 
-from physinv.core.registry import register_validation
+from physinv.core.registry import register_docs_figures, register_validation
 from physinv.problems.eit import data  # noqa: F401  (registers the data set)
 from physinv.problems.eit.electrodes import ElectrodeMesh, MissingElectrodesError
 from physinv.problems.eit.simulator import ContinuumEITSimulator, EITSimulator, injection_pattern, measurement_pattern
 
 register_validation("eit", "physinv.problems.eit.validate",
                     "complete electrode model vs DOLFINx on the same meshes; continuum-model rates on the disk")
+
+register_docs_figures("eit", "physinv.problems.eit.plots:draw_docs_figures", ["eit_protocol.png"],
+                      "electrode numbering and the adjacent protocol")
 
 __all__ = ["ContinuumEITSimulator", "EITSimulator", "ElectrodeMesh", "MissingElectrodesError", "injection_pattern",
            "measurement_pattern"]

@@ -128,3 +128,11 @@ def plot_comparison(out: Path, images: Mapping[tuple[str, float], Mapping], labe
     plot_scores_vs_noise(levels, {label: {w: [metrics[f"{m}_{w}_{t}"] for t in tags] for w in ("rel_l2", "dice")}
                                   for m, label in labels.items()}, out / "error_vs_noise.png")
     return names + ["single_inclusion.png", "protocol.png", "error_vs_noise.png"]
+
+
+def draw_docs_figures(out_dir: str | Path) -> None:
+    """``eit_protocol.png``: the adjacent protocol on the shipped 16-electrode disk (``eit_disk_h0.1.msh``)."""
+    mesh = ElectrodeMesh.shipped("eit_disk_h0.1.msh")
+    sim = EITSimulator(mesh)
+    plot_protocol(mesh.mesh.points, mesh.mesh.cells, mesh.electrode_edges, sim.currents, sim.measurement_matrix,
+                  Path(out_dir) / "eit_protocol.png")

@@ -28,7 +28,7 @@ and the numbering runs counter-clockwise.  :func:`injection_pattern` and
   drop); ``"opposite"``: ``U_k - U_{k+L/2}``, ``k = 1..L/2``; ``"electrodes"``:
   the grounded voltages ``U`` themselves.
 
-``docs/eit.md`` draws the numbering (:func:`physinv.problems.eit.plots.plot_protocol`).
+``docs/problems/eit.md`` draws the numbering (:func:`physinv.problems.eit.plots.plot_protocol`).
 
 Differentiation
 ---------------

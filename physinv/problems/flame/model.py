@@ -94,7 +94,7 @@ PARAM_DOC = {
 #: Constants that may be passed as tensors to the simulator and get gradients.
 DIFFERENTIABLE_PARAMS = ("lam", "cp", "qF", "A", "Ea", "order", "R", "W", "dTdx0")
 
-#: Supported equivalence ratios (see ``docs/flame.md``).  Leaner than 0.30 the
+#: Supported equivalence ratios (see ``docs/problems/flame.md``).  Leaner than 0.30 the
 #: flame no longer burns out inside the 1.5 mm domain (at 0.25 T(L) is 2.6 % of
 #: the temperature rise short of T_max, at 0.20 there is no eigenvalue); the
 #: one-step fuel-limited model (``Y_F,in = phi / (phi + 4)``, products without

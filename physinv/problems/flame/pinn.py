@@ -1,6 +1,6 @@
 r"""PINN for the 1D premixed flame of FlamePINN-1D (case 1), forward and inverse, with deepxde.
 
-Model (:mod:`physinv.problems.flame.model`, the simulator's; see ``docs/flame.md``): on
+Model (:mod:`physinv.problems.flame.model`, the simulator's; see ``docs/problems/flame.md``): on
 ``x in [0, L]``, ``L = 1.5 mm``,
 
 .. math::

@@ -101,3 +101,30 @@ def plot_sweep(rows: Sequence[Mapping], n_obs: int, noise: float, seed: int, out
                      fontsize=9)
         save_figure(fig, out / f"sweep_{method}.png")
     return ["sweep_pinn.png", "sweep_classic.png"]
+
+
+def plot_flame_structure(solution, phis: Sequence[float], speeds: Sequence[float], path: str | Path) -> Path:
+    """The converged profiles of one flame (``solution``: :class:`~physinv.problems.flame.solver.FlameSolution`)
+    and the flame speed against the equivalence ratio."""
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.3))
+    xmm = solution.x * 1e3
+    for ax, (key, label) in zip(axes, FIELDS):
+        ax.plot(xmm, getattr(solution, key), "k-", lw=1.5)
+        ax.set_xlabel("x [mm]")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(f"phi = {solution.problem.phi:g}: s_L = {100 * solution.s_L:.2f} cm/s", fontsize=9)
+    axes[4].plot(phis, 100 * np.asarray(speeds), "o-")
+    axes[4].set_xlabel("equivalence ratio phi")
+    axes[4].set_ylabel("s_L [cm/s]")
+    axes[4].grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def draw_docs_figures(out_dir: str | Path) -> None:
+    """``flame_structure.png``: the profiles at phi = 0.46 and s_L(phi) on the default grid (seconds)."""
+    from physinv.problems.flame.solver import solve_flame
+
+    phis = np.linspace(0.4, 0.6, 6)
+    solutions = [solve_flame(float(phi)) for phi in phis]
+    plot_flame_structure(solve_flame(0.46), phis, [s.s_L for s in solutions], Path(out_dir) / "flame_structure.png")

@@ -34,7 +34,7 @@ sparse LU of the exact Jacobian, assembled analytically (banded ``T``
 columns plus the dense ``s_L`` column), started from a vectorized RK4
 shooting solution (bisection on ``s_L``).  ``s_L`` converges as ``h^2`` (the
 FlamePINN-1D shooting reference as ``h``; its 10,000-point values lie about
-0.06 % above the limit, see ``docs/flame.md``).  The LU factors of the last
+0.06 % above the limit, see ``docs/problems/flame.md``).  The LU factors of the last
 Newton step are kept on the :class:`FlameSolution` for the implicit adjoint
 of :mod:`physinv.problems.flame.simulator`.
 """
@@ -505,7 +505,7 @@ def flame_speed(phi, T_in: float = 298.0, p_atm: float = 1.0, *, grid=None, **pa
 
     Examples
     --------
-    >>> round(flame_speed(0.46), 4)  # doctest: +SKIP
+    >>> round(flame_speed(0.46), 4)
     0.3433
     """
     return solve_flame(phi, T_in, p_atm, grid=grid, **params).s_L

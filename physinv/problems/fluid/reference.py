@@ -107,6 +107,8 @@ def jaxcfd_simulate(w0, T: float, nu: float = 1.0 / 200, forcing_amplitude: floa
     return_info
         Also return ``{"dt": ..., "n_steps": ...}``.
 
+    Notes
+    -----
     The time loop is one jitted ``jax.lax.fori_loop`` (compiled on each call); a batch is ``jax.vmap``-ed.
     """
     jax, forcings, grids, equations, time_stepping, _ = _modules()

@@ -61,6 +61,7 @@ import time
 import numpy as np
 import torch
 
+from physinv.core.errors import PhysinvError
 from physinv.core.validation import report_result, validation_parser, verdict
 from physinv.fem.convergence import fit_rate
 from physinv.problems.fluid.spectral import (
@@ -256,6 +257,16 @@ def smoke_study(n: int = 32) -> dict:
         "smoke_first_step_mass_error": abs(first.mass[0] - first.mass0 - inflow) / inflow,
         "smoke_mass_drift_relative": (first.mass[-1] - first.mass0 - steps * inflow) / (steps * inflow),
     }
+
+
+def draw_docs_figures(out_dir) -> None:
+    """``fluid_jaxcfd.png``: the jax-cfd agreement figure of the cross-check (needs ``fluid-reference``)."""
+    from pathlib import Path
+
+    path = Path(out_dir) / "fluid_jaxcfd.png"
+    result = jaxcfd_study(figure=path)
+    if "jaxcfd_figure" not in result:
+        raise PhysinvError(f"the jax-cfd cross-check did not run: {result}")
 
 
 def validate_fluid(quick: bool = False, figure=None) -> dict:

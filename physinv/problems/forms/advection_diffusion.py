@@ -110,6 +110,7 @@ def advection_diffusion_reaction(
 
     Examples
     --------
+    >>> import torch, ufl
     >>> sim = advection_diffusion_reaction(cells=16, n_steps=40, dt=0.025, time_profile=lambda t: ufl.exp(-t))
     >>> m = torch.ones(sim.num_controls, dtype=torch.float64, requires_grad=True)
     >>> sim(m).square().sum().backward()            # 40 solves forward, one adjoint sweep back

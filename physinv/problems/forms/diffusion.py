@@ -99,6 +99,7 @@ def nonlinear_diffusion(
 
     Examples
     --------
+    >>> import torch
     >>> sim = nonlinear_diffusion(cells=16, control="DG0", q=lambda u: 1 + 0.5 * u**2)
     >>> m = torch.zeros(sim.num_controls, dtype=torch.float64, requires_grad=True)
     >>> sim(m).sum().backward()                     # Newton forward, one adjoint solve

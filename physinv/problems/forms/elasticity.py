@@ -100,6 +100,7 @@ def linear_elasticity(
 
     Examples
     --------
+    >>> import torch
     >>> sim = linear_elasticity(cells=8, nu=0.25, E_ref=70e9, traction=(0.0, -1e6))
     >>> m = torch.zeros(sim.num_controls, dtype=torch.float64, requires_grad=True)
     >>> sim(m).square().sum().backward()            # one solve, one adjoint solve

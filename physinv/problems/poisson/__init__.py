@@ -8,11 +8,13 @@ mixture, data set ``poisson-inclusions``, the inclusion design space), :mod:`.re
 the generic diffusion operators of :mod:`physinv.discretize`.
 """
 
-from physinv.core.registry import register_validation
+from physinv.core.registry import register_docs_figures, register_validation
 from physinv.problems.poisson import data, inclusion_prior  # noqa: F401  (register the data sets)
 from physinv.problems.poisson.simulator import PoissonSimulator
 
 register_validation("poisson", "physinv.problems.poisson.validate",
                     "FD and P1 convergence rates; torch P1 vs DOLFINx on the same mesh")
+register_docs_figures("poisson", "physinv.problems.poisson.plots:draw_docs_figures", ["poisson_convergence.png"],
+                      "FD and P1 convergence study of physinv validate poisson")
 
 __all__ = ["PoissonSimulator"]

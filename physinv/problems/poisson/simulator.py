@@ -44,6 +44,8 @@ class PoissonSimulator(LinearPDESimulator):
     solver
         Linear solver (default: sparse direct).
 
+    Notes
+    -----
     ``kappa`` (W/(m K) or S/m: any diffusivity) is one tensor of the operator's
     parameter shape (no batch axis: each kappa needs its own factorization) and
     must be finite and positive; a function of the coordinates must be evaluated

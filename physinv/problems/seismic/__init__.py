@@ -10,7 +10,7 @@ cross-check), :mod:`.validate` (``physinv validate seismic``), :mod:`.metrics`
 (OpenFWI's MAE / MSE / SSIM).
 """
 
-from physinv.core.registry import register_validation
+from physinv.core.registry import register_docs_figures, register_validation
 from physinv.problems.seismic import data  # noqa: F401  (registers the openfwi-* data sets)
 from physinv.problems.seismic.simulator import AcousticSimulator
 from physinv.problems.seismic.survey import Survey, openfwi_survey, ricker
@@ -18,5 +18,8 @@ from physinv.problems.seismic.survey import Survey, openfwi_survey, ricker
 register_validation("seismic", "physinv.problems.seismic.validate",
                     "analytic Green's function convergence, Deepwave vs an independent torch propagator, "
                     "PML reflection, Born dot-product and gradient tests")
+
+register_docs_figures("seismic", "physinv.problems.seismic.plots:draw_docs_figures",
+                      ["seismic_families.png", "seismic_shot.png"], "the velocity families and a shot gather")
 
 __all__ = ["AcousticSimulator", "Survey", "openfwi_survey", "ricker"]

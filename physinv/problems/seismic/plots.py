@@ -67,3 +67,21 @@ def plot_misfit(histories: Mapping[str, Sequence[float]], path: str | Path) -> P
     """FWI objective against L-BFGS iteration over all bands (one curve per run; each band restarts the
     objective on its own filtered data, so the curve jumps up at band changes)."""
     return plot_histories({"FWI objective (all bands)": histories}, path, xlabel="L-BFGS iteration")
+
+
+def draw_docs_figures(out_dir: str | Path) -> None:
+    """``seismic_families.png``: one velocity map of each OpenFWI-style family (seed 0), and
+    ``seismic_shot.png``: the five shot gathers of the first one on the OpenFWI survey (seconds)."""
+    from physinv.problems.seismic.simulator import AcousticSimulator
+    from physinv.problems.seismic.survey import openfwi_survey
+    from physinv.problems.seismic.velocity_families import FAMILIES, velocity_map
+
+    rng = np.random.default_rng(0)
+    maps = {family: velocity_map(family, rng) for family in FAMILIES}
+    survey = openfwi_survey()
+    kinds = dict.fromkeys(family.rsplit("-", 1)[0] for family in FAMILIES)  # flatvel, curvevel, ...: rows -a, -b
+    plot_maps({kind: [maps[f] for f in FAMILIES if f.startswith(kind + "-")] for kind in kinds}, survey.dx,
+              Path(out_dir) / "seismic_families.png", "one velocity map per family: -a (top), -b (bottom)")
+    with torch.no_grad():
+        gathers = AcousticSimulator(survey)(torch.from_numpy(maps[FAMILIES[0]])[None])[0]
+    plot_gathers({f"{FAMILIES[0]}": gathers}, survey, Path(out_dir) / "seismic_shot.png", shot=2)
