@@ -302,7 +302,8 @@ def _prior_sample(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="physinv", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.replace("```text\n", "").replace("```\n", ""))
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("cases", help="list the case studies")
     p.set_defaults(func=cmd_cases)
