@@ -58,6 +58,7 @@ import torch
 import physinv
 from physinv.core.errors import MissingExtraError
 from physinv.core.io import atomic_write_json, atomic_write_text
+from physinv.core.provenance import source_commit
 
 SECTIONS = ("verify", "equal", "cases", "speed")
 RUN_ORDER = ("verify", "equal", "speed", "cases")  # cases last: they use what is left of the time budget
@@ -718,22 +719,11 @@ def section_cases(names: list[str], device: torch.device, args) -> dict:
 # report
 
 
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10,
-                             check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
-
-
 def environment(device: torch.device) -> dict:
     env = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "device": str(device),
            "device_name": platform.processor() or platform.machine(), "torch": torch.__version__,
            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(), "python": platform.python_version(),
-           "physinv": physinv.__version__, "git_commit": git_commit(), "cpu_count": os.cpu_count(),
+           "physinv": physinv.__version__, "git_commit": source_commit(REPO), "cpu_count": os.cpu_count(),
            "torch_threads": torch.get_num_threads(),
            "tf32_defaults": {"cudnn": torch.backends.cudnn.allow_tf32,
                              "matmul": torch.backends.cuda.matmul.allow_tf32}}

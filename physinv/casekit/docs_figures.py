@@ -11,8 +11,8 @@ A figure in ``docs/figures`` comes from one of two kinds of producer:
 Each group's figures are drawn into a hidden staging folder and moved into ``docs/figures`` only
 when the whole group succeeded, each by an atomic rename, so a failed or interrupted producer
 leaves the earlier figures as they were (a staging folder left by a killed run is removed by the
-next run). ``docs/figures/MANIFEST.json`` records for each figure its producer, the command that
-draws it again, the seed, the physinv commit, the case run's metrics and the figure's SHA-256;
+next run). ``docs/figures/MANIFEST.json`` records for each group the command that draws it again, the
+seed, the physinv commit and the case run's metrics, and for each figure its group and SHA-256;
 the test suite checks that every figure the pages show is listed there with the same hash, so a
 figure copied by hand (or edited afterwards) is caught. A second ``physinv docs figures`` on the
 same folder is refused while the first runs. The case runs take minutes each (about an hour for
@@ -39,6 +39,7 @@ from pathlib import Path
 from physinv.core.errors import InvalidParameterError, PhysinvError, UnknownNameError
 from physinv.core.io import atomic_write_json
 from physinv.core.locking import ExclusiveLock
+from physinv.core.provenance import source_commit
 from physinv.core.registry import CASES, DOCS_FIGURES
 
 MANIFEST = "MANIFEST.json"
@@ -93,32 +94,21 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def git_commit(folder: Path) -> str | None:
-    """The commit of the source tree at ``folder`` (``+dirty`` with uncommitted changes other than the
-    figures themselves), or None."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude,top)docs/figures"], cwd=folder, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
 def read_manifest(folder: Path) -> dict:
     """``folder/MANIFEST.json`` (empty if absent); a damaged manifest is an error, never overwritten blindly."""
     path = folder / MANIFEST
     if not path.exists():
-        return {"figures": {}}
+        return {"groups": {}, "figures": {}}
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        figures = manifest.get("figures") if isinstance(manifest, dict) else None
-        if not isinstance(figures, dict):
-            raise ValueError("no 'figures' table")
-        bad = [name for name, entry in figures.items()
-               if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str))]
+        if not (isinstance(manifest, dict) and isinstance(manifest.get("figures"), dict)
+                and isinstance(manifest.get("groups"), dict)):
+            raise ValueError("no 'groups' and 'figures' tables")
+        bad = [name for name, entry in manifest["figures"].items()
+               if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+                       and entry.get("group") in manifest["groups"])]
         if bad:
-            raise ValueError(f"entries without a sha256: {', '.join(bad)}")
+            raise ValueError(f"figures without a sha256 or a recorded group: {', '.join(bad)}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise PhysinvError(f"{path} is damaged ({exc}); delete it and run physinv docs figures for every "
                            "group to draw all figures again") from None
@@ -186,9 +176,10 @@ def _run_metrics(run: Path) -> dict:
 
 
 def draw_group(group: FigureGroup, folder: Path, commit: str | None, log=print,
-               threads: int | None = None, runs: CaseRuns | None = None) -> dict[str, dict]:
+               threads: int | None = None, runs: CaseRuns | None = None) -> tuple[dict, dict[str, dict]]:
     """Draw one group's figures in a staging folder and move them into ``folder`` (each an atomic
-    rename, only once every figure of the group exists); returns their manifest entries."""
+    rename, only once every figure of the group exists); returns the group's manifest record
+    (command, seed, commit, time, the case run's metrics) and the figures' entries (group, source, hash)."""
     with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{group.name.replace(':', '-')}-", dir=folder) as tmp:
         staging = Path(tmp)
         started = time.perf_counter()
@@ -201,16 +192,16 @@ def draw_group(group: FigureGroup, folder: Path, commit: str | None, log=print,
         if missing:
             raise PhysinvError(f"{group.name} did not write {', '.join(missing)} (it wrote: "
                                f"{', '.join(sorted(p.name for p in source.iterdir())) or 'nothing'})")
-        common = {"group": group.name, "command": group.command, "seed": CASE_SEED if group.kind == "case" else None,
-                  "commit": commit, "drawn": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        record = {"command": group.command, "seed": CASE_SEED if group.kind == "case" else None, "commit": commit,
+                  "drawn": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "seconds": round(time.perf_counter() - started, 1)}
         if group.kind == "case":
-            common["run_metrics"] = _run_metrics(source)
-        entries = {}
+            record["run_metrics"] = _run_metrics(source)
+        figures = {}
         for produced, target in group.figures:
             os.replace(source / produced, folder / target)
-            entries[target] = {**common, "source": produced, "sha256": sha256(folder / target)}
-    return entries
+            figures[target] = {"group": group.name, "source": produced, "sha256": sha256(folder / target)}
+    return record, figures
 
 
 def remove_stale_staging(folder: Path) -> list[str]:
@@ -243,7 +234,7 @@ def make_figures(folder: Path, only: list[str] | None = None, skip_cases: bool =
         manifest = read_manifest(folder)
         for name in remove_stale_staging(folder):
             log(f"removed {name}, left by an interrupted run")
-        commit = git_commit(Path(__file__).resolve().parent)
+        commit = source_commit(Path(__file__).resolve().parent, exclude=("docs/figures",))
         update, printing, runs = threading.Lock(), threading.Lock(), CaseRuns()
         threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
 
@@ -255,12 +246,13 @@ def make_figures(folder: Path, only: list[str] | None = None, skip_cases: bool =
             say(f"[{i}/{len(groups)}] {group.name}: {', '.join(t for _, t in group.figures)}")
             started = time.perf_counter()
             try:
-                entries = draw_group(group, folder, commit, say, threads, runs)
+                record, entries = draw_group(group, folder, commit, say, threads, runs)
             except Exception as exc:  # noqa: BLE001 - reported with the others at the end
                 failures[group.name] = f"{type(exc).__name__}: {exc}"
                 say(f"   {group.name} FAILED: {exc}")
                 return
             with update:
+                manifest["groups"][group.name] = record
                 manifest["figures"].update(entries)
                 atomic_write_json(folder / MANIFEST, manifest)
                 written.extend(entries)

@@ -45,10 +45,11 @@ def test_every_shown_figure_is_drawn_by_the_command_and_unchanged_since():
 
 def test_the_manifest_lists_only_registered_figures():
     owners = {t for g in docs_figures.figure_groups().values() for _, t in g.figures}
-    manifest = docs_figures.read_manifest(DOCS / "figures")["figures"]
-    assert sorted(set(manifest) - owners) == []
-    for name, entry in manifest.items():
-        assert entry["command"].startswith(("physinv docs figures", "physinv run")), name
+    manifest = docs_figures.read_manifest(DOCS / "figures")
+    assert sorted(set(manifest["figures"]) - owners) == []
+    for name, entry in manifest["figures"].items():
+        command = manifest["groups"][entry["group"]]["command"]
+        assert command.startswith(("physinv docs figures", "physinv run")), name
 
 
 def test_problem_figures_are_drawn_into_a_fresh_folder(tmp_path):
@@ -120,7 +121,8 @@ def test_a_second_writer_is_refused(tmp_path):
     assert not (tmp_path / "eit_protocol.png").exists()
 
 
-@pytest.mark.parametrize("damage", ["{not json", "[]", '{"figures": {"a.png": {"group": "eit"}}}', "\udcff"])
+@pytest.mark.parametrize("damage", ["{not json", "[]", '{"figures": {}}', '{"groups": {}, "figures": {"a.png": {"group": "eit"}}}',
+                                    '{"groups": {}, "figures": {"a.png": {"group": "eit", "sha256": "00"}}}', "\udcff"])
 def test_a_damaged_manifest_is_an_error_and_is_not_overwritten(tmp_path, damage):
     (tmp_path / docs_figures.MANIFEST).write_text(damage, errors="surrogateescape")
     before = (tmp_path / docs_figures.MANIFEST).read_bytes()
@@ -143,7 +145,9 @@ def test_a_case_group_runs_the_quick_case_and_records_its_metrics(tmp_path):
     messages = []
     written = docs_figures.make_figures(tmp_path, ["case:poisson_inverse"], jobs=2, log=messages.append)
     assert written == ["poisson_inverse_kappa.png", "poisson_inverse_convergence.png"]
-    entry = json.loads((tmp_path / docs_figures.MANIFEST).read_text())["figures"]["poisson_inverse_kappa.png"]
+    manifest = json.loads((tmp_path / docs_figures.MANIFEST).read_text())
+    assert manifest["figures"]["poisson_inverse_kappa.png"]["group"] == "case:poisson_inverse"
+    entry = manifest["groups"]["case:poisson_inverse"]
     assert entry["command"] == "physinv run poisson_inverse --quick --seed 0 --out DIR" and entry["seed"] == 0
     # the numbers the figure shows: the quick run's reconstruction error (measured 0.06; the start is 0.29)
     assert 0.0 < entry["run_metrics"]["kappa_rel_l2"] < 0.15
